@@ -1,0 +1,106 @@
+#pragma once
+// Test support: a fresh folder under the system temp folder, removed with everything in it when
+// the object goes away; helpers to write files into it and to run commands.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace kawipiko::test {
+
+namespace fs = std::filesystem;
+
+class temp_folder {
+ public:
+  temp_folder() {
+    std::random_device seed;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      const auto candidate =
+          fs::temp_directory_path() /
+          ("kawipiko-test-" + std::to_string(::getpid()) + "-" + std::to_string(seed()));
+      if (fs::create_directory(candidate)) {
+        path_ = candidate;
+        return;
+      }
+    }
+    throw std::runtime_error("cannot create a temp folder");
+  }
+  ~temp_folder() {
+    std::error_code ignored;
+    // Make everything removable again (tests chmod things away).
+    for (auto it = fs::recursive_directory_iterator(path_, ignored);
+         it != fs::recursive_directory_iterator(); it.increment(ignored)) {
+      if (it->is_directory(ignored) && !it->is_symlink(ignored)) {
+        fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ignored);
+      }
+    }
+    fs::remove_all(path_, ignored);
+  }
+  temp_folder(const temp_folder&) = delete;
+  temp_folder& operator=(const temp_folder&) = delete;
+
+  [[nodiscard]] const fs::path& path() const { return path_; }
+  [[nodiscard]] std::string str() const { return path_.string(); }
+  [[nodiscard]] fs::path operator/(const std::string& relative) const { return path_ / relative; }
+
+  // Writes `content` to `relative` (creating folders on the way) and returns its path.
+  fs::path write(const std::string& relative, const std::string& content) const {
+    const auto file = path_ / relative;
+    fs::create_directories(file.parent_path());
+    std::ofstream out(file, std::ios::binary);
+    out << content;
+    if (!out) throw std::runtime_error("cannot write " + file.string());
+    return file;
+  }
+
+ private:
+  fs::path path_;
+};
+
+inline std::string read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+// A seeded run of text that compresses well (like HTML).
+inline std::string compressible_text(std::size_t size, unsigned seed = 1) {
+  static constexpr const char* words[] = {"<p>",      "the",    "archive",         "server",
+                                          "</p>\n",   "static", "<a href=\"/x\">", "link</a>",
+                                          "kawipiko", "page"};
+  std::mt19937 random(seed);
+  std::string text;
+  while (text.size() < size) {
+    text += words[random() % 10];
+    text += ' ';
+  }
+  text.resize(size);
+  return text;
+}
+
+struct command_result {
+  int exit_code;
+  std::string out;
+  std::string err;
+};
+
+// Runs `command` with /bin/sh, capturing stdout and stderr (through files in `scratch`).
+inline command_result run(const std::string& command, const fs::path& scratch) {
+  const auto out = scratch / "stdout.txt";
+  const auto err = scratch / "stderr.txt";
+  const std::string line = command + " >'" + out.string() + "' 2>'" + err.string() + "' </dev/null";
+  const int status = std::system(line.c_str());
+  command_result result{-1, read_file(out), read_file(err)};
+  if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  return result;
+}
+
+}  // namespace kawipiko::test
