@@ -1,0 +1,69 @@
+#include "http/etag.hpp"
+
+#include <cstddef>
+
+namespace kawipiko::http {
+namespace {
+
+constexpr bool is_ows(char c) noexcept {
+  return c == ' ' || c == '\t';
+}
+
+constexpr std::string_view trim(std::string_view text) noexcept {
+  while (!text.empty() && is_ows(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_ows(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+// opaque-tag = DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text.
+constexpr bool is_opaque_tag(std::string_view tag) noexcept {
+  if (tag.size() < 2 || tag.front() != '"' || tag.back() != '"') return false;
+  for (const char ch : tag.substr(1, tag.size() - 2)) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x21 || c == '"' || c == 0x7f) return false;
+  }
+  return true;
+}
+
+constexpr std::string_view without_weak_prefix(std::string_view tag) noexcept {
+  if (tag.starts_with("W/")) tag.remove_prefix(2);
+  return tag;
+}
+
+}  // namespace
+
+bool if_none_match(std::string_view header, std::string_view etag) noexcept {
+  header = trim(header);
+  if (header == "*") return true;
+  const std::string_view wanted = without_weak_prefix(etag);
+  if (!is_opaque_tag(wanted)) return false;
+
+  // Walks the list by hand rather than splitting on ',': a comma is a valid etagc.
+  std::size_t i = 0;
+  while (i < header.size()) {
+    if (header[i] == ',' || is_ows(header[i])) {
+      ++i;
+      continue;
+    }
+    if (header.substr(i).starts_with("W/")) i += 2;
+    bool is_valid = false;
+    std::string_view tag;
+    if (i < header.size() && header[i] == '"') {
+      const std::size_t close = header.find('"', i + 1);
+      if (close == std::string_view::npos) return false;  // unterminated: nothing more to read
+      tag = header.substr(i, close + 1 - i);
+      i = close + 1;
+      while (i < header.size() && is_ows(header[i])) ++i;
+      is_valid = is_opaque_tag(tag) && (i == header.size() || header[i] == ',');
+    }
+    if (!is_valid) {  // skip the rest of the malformed element
+      i = header.find(',', i);
+      if (i == std::string_view::npos) break;
+      continue;
+    }
+    if (tag == wanted) return true;
+  }
+  return false;
+}
+
+}  // namespace kawipiko::http

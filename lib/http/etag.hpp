@@ -1,0 +1,21 @@
+#pragma once
+// Entity-tag conditions (RFC 9110 §8.8.3, §13.1.2): If-None-Match against a resource's stored
+// ETag, giving 304. Runs per request: noexcept, no allocation.
+
+#include <string_view>
+
+namespace kawipiko::http {
+
+// Whether If-None-Match value `header` matches `etag`, the resource's stored tag (e.g. "\"abc\"",
+// quotes included), i.e. whether a GET or HEAD gets 304.
+//
+// - "*" (the whole value) matches any existing resource, even with an empty `etag`.
+// - Otherwise a comma-separated list of entity-tags, "\"…\"" or "W/\"…\"", whitespace tolerated
+//   around the commas; commas inside a tag's quotes belong to the tag. Weak comparison: a "W/"
+//   prefix is ignored on both sides and the quoted opaque-tags are compared byte for byte.
+// - Malformed elements ("abc", "W/abc", "w/\"a\"", a tag with a space or a control byte, a "*"
+//   inside a list) are skipped; an unterminated quote ends the list. A skipped element never
+//   matches: a 200 is always correct, a wrong 304 is not.
+[[nodiscard]] bool if_none_match(std::string_view header, std::string_view etag) noexcept;
+
+}  // namespace kawipiko::http

@@ -1,0 +1,270 @@
+#include "http/target.hpp"
+
+namespace kawipiko::http {
+namespace {
+
+constexpr bool is_control(unsigned char c) noexcept {
+  return c < 0x20 || c == 0x7f;
+}
+
+// Raw path bytes refused besides controls; the reason is in normalize_target's contract.
+constexpr bool is_refused_in_path(unsigned char c) noexcept {
+  switch (c) {
+    case ' ':
+    case '"':
+    case '<':
+    case '>':
+    case '\\':
+    case '`':
+    case '{':
+    case '}':
+      return true;
+    default:
+      return c >= 0x80;
+  }
+}
+
+// Raw bytes refused in the parts that are not decoded (authority, query, fragment).
+constexpr bool is_refused_elsewhere(unsigned char c) noexcept {
+  return c == ' ' || c == '"' || c == '<' || c == '>';
+}
+
+constexpr int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+constexpr char to_lower(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+constexpr bool starts_with_nocase(std::string_view text, std::string_view lower_prefix) noexcept {
+  if (text.size() < lower_prefix.size()) return false;
+  for (std::size_t i = 0; i < lower_prefix.size(); ++i) {
+    if (to_lower(text[i]) != lower_prefix[i]) return false;
+  }
+  return true;
+}
+
+// Where the authority starts for an http(s) absolute-form target, or 0 if it is not one.
+constexpr std::size_t authority_start(std::string_view target) noexcept {
+  if (starts_with_nocase(target, "http://")) return 7;
+  if (starts_with_nocase(target, "https://")) return 8;
+  return 0;
+}
+
+constexpr target_error check_undecoded(std::string_view part) noexcept {
+  for (const char ch : part) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == 0) return target_error::nul;
+    if (is_control(c)) return target_error::control;
+    if (is_refused_elsewhere(c)) return target_error::bad_form;
+  }
+  return target_error::none;
+}
+
+// Builds the normalized path in the caller's buffer one decoded byte at a time, removing dot
+// segments as it goes (RFC 3986 §5.2.4 applied segment by segment). The buffer always holds
+// "/seg/seg…" without a trailing '/'. The first two bytes of a segment are held back until the
+// segment is known not to be "." or "..", so those never need room in the buffer.
+class path_builder {
+ public:
+  explicit path_builder(std::span<char> out) noexcept : out_(out) {}
+
+  // A decoded byte of the current segment (never '/').
+  void add(char c) noexcept {
+    if (segment_size_ < 2) {
+      pending_[segment_size_] = c;
+    } else {
+      if (segment_size_ == 2) flush_pending();
+      put(c);
+    }
+    ++segment_size_;
+  }
+
+  // A '/' separator, raw or decoded.
+  void end_segment() noexcept {
+    const bool is_dot = segment_size_ == 1 && pending_[0] == '.';
+    const bool is_dot_dot = segment_size_ == 2 && pending_[0] == '.' && pending_[1] == '.';
+    if (is_dot_dot) {
+      pop_segment();
+    } else if (!is_dot && (segment_size_ == 1 || segment_size_ == 2)) {
+      flush_pending();
+    }
+    // An empty segment (from "//" or a final '/'), "." or ".." leaves the path ending in '/'.
+    ends_in_slash_ = segment_size_ == 0 || is_dot || is_dot_dot;
+    segment_size_ = 0;
+  }
+
+  // Ends the last segment; returns the path's size.
+  std::size_t finish() noexcept {
+    end_segment();
+    if (ends_in_slash_ || size_ == 0) put('/');
+    return size_;
+  }
+
+  [[nodiscard]] bool overflowed() const noexcept { return overflowed_; }
+
+ private:
+  void put(char c) noexcept {
+    if (size_ == out_.size()) {
+      overflowed_ = true;
+      return;
+    }
+    out_[size_++] = c;
+  }
+
+  void flush_pending() noexcept {
+    put('/');
+    put(pending_[0]);
+    if (segment_size_ >= 2) put(pending_[1]);
+  }
+
+  // Drops the last "/seg"; at the root there is nothing to drop.
+  void pop_segment() noexcept {
+    while (size_ > 0 && out_[size_ - 1] != '/') --size_;
+    if (size_ > 0) --size_;
+  }
+
+  std::span<char> out_;
+  std::size_t size_ = 0;
+  std::size_t segment_size_ = 0;
+  char pending_[2] = {};
+  bool ends_in_slash_ = false;
+  bool overflowed_ = false;
+};
+
+// Kept raw by encode_path: unreserved, '/', and the sub-delims and pchar extras that are safe in
+// a header value.
+constexpr bool is_kept_by_encode(unsigned char c) noexcept {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '-':
+    case '.':
+    case '_':
+    case '~':
+    case '/':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case '=':
+    case ':':
+    case '@':
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr std::size_t encoded_size(std::string_view path) noexcept {
+  std::size_t size = 0;
+  for (const char c : path) {
+    size += is_kept_by_encode(static_cast<unsigned char>(c)) ? std::size_t{1} : std::size_t{3};
+  }
+  return size;
+}
+
+}  // namespace
+
+std::string_view to_string(target_error error) noexcept {
+  switch (error) {
+    case target_error::none:
+      return "no error";
+    case target_error::empty:
+      return "empty request target";
+    case target_error::bad_form:
+      return "unsupported request-target form or raw byte";
+    case target_error::bad_escape:
+      return "bad percent-escape in path";
+    case target_error::nul:
+      return "nul byte in path";
+    case target_error::control:
+      return "control byte in request target";
+    case target_error::too_long:
+      return "request target too long";
+    case target_error::bad_path:
+      return "bad path";
+  }
+  return "unknown request-target error";
+}
+
+target_error normalize_target(std::string_view target, std::span<char> out,
+                              std::size_t& out_size) noexcept {
+  out_size = 0;
+  if (target.empty()) return target_error::empty;
+
+  std::size_t position = 0;  // where the path starts
+  if (target.front() != '/') {
+    const std::size_t authority = authority_start(target);
+    if (authority == 0) return target_error::bad_form;
+    position = target.find_first_of("/?#", authority);
+    if (position == std::string_view::npos) position = target.size();
+    if (position == authority) return target_error::bad_form;  // "http:///x": no host
+    const auto error = check_undecoded(target.substr(authority, position - authority));
+    if (error != target_error::none) return error;
+  }
+
+  path_builder builder(out);
+  for (; position < target.size(); ++position) {
+    auto c = static_cast<unsigned char>(target[position]);
+    if (c == '?' || c == '#') break;
+    if (c == '%') {
+      if (target.size() - position < 3) return target_error::bad_escape;
+      const int high = hex_value(target[position + 1]);
+      const int low = hex_value(target[position + 2]);
+      if (high < 0 || low < 0) return target_error::bad_escape;
+      c = static_cast<unsigned char>(high * 16 + low);
+      position += 2;
+    } else if (is_refused_in_path(c)) {
+      return target_error::bad_form;
+    }
+    if (c == 0) return target_error::nul;
+    if (is_control(c)) return target_error::control;
+    if (c == '/') {
+      builder.end_segment();
+    } else {
+      builder.add(static_cast<char>(c));
+    }
+    if (builder.overflowed()) return target_error::too_long;
+  }
+
+  const auto error = check_undecoded(target.substr(position));
+  if (error != target_error::none) return error;
+  const std::size_t size = builder.finish();
+  if (builder.overflowed()) return target_error::too_long;
+  out_size = size;
+  return target_error::none;
+}
+
+std::size_t encode_path(std::string_view path, std::span<char> out) noexcept {
+  if (encoded_size(path) > out.size()) return 0;
+  constexpr char digits[] = "0123456789ABCDEF";
+  std::size_t size = 0;
+  for (const char ch : path) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (is_kept_by_encode(c)) {
+      out[size++] = ch;
+    } else {
+      out[size++] = '%';
+      out[size++] = digits[c >> 4];
+      out[size++] = digits[c & 0x0f];
+    }
+  }
+  return size;
+}
+
+std::string encode_path(std::string_view path) {
+  std::string encoded(encoded_size(path), '\0');
+  const std::size_t size = encode_path(path, std::span<char>(encoded.data(), encoded.size()));
+  encoded.resize(size);
+  return encoded;
+}
+
+}  // namespace kawipiko::http

@@ -1,0 +1,68 @@
+#include "http/etag.hpp"
+
+#include <catch2/catch.hpp>
+#include <string_view>
+
+using kawipiko::http::if_none_match;
+
+TEST_CASE("if_none_match compares entity-tag lists weakly", "[http][etag]") {
+  struct case_ {
+    std::string_view header;
+    bool matches;
+  };
+  constexpr std::string_view etag = "\"abc\"";
+  constexpr case_ cases[] = {
+      {"*", true},
+      {" * ", true},
+      {"\"abc\"", true},
+      {"W/\"abc\"", true},
+      {"  \"abc\"  ", true},
+      {"\"xyz\", \"abc\"", true},
+      {"\"xyz\",\"abc\"", true},
+      {"\"xyz\" ,\t W/\"abc\" ", true},
+      {", ,\"abc\",", true},
+      {"\"xyz\"", false},
+      {"\"ABC\"", false},
+      {"\"abc \"", false},
+      {"\"ab\"", false},
+      {"\"abcd\"", false},
+      {"", false},
+      {"W/\"xyz\", \"x,y\"", false},
+      {"\"x,\"abc\"", false},  // "x," then junk: malformed, skipped to the next comma
+      // A comma inside the quotes belongs to the tag.
+      {"\"a,b\", \"abc\"", true},
+      // Malformed elements are skipped, the valid ones still count.
+      {"abc", false},
+      {"abc, \"abc\"", true},
+      {"W/abc, \"abc\"", true},
+      {"w/\"abc\"", false},
+      {"w/\"abc\", \"abc\"", true},
+      {"\"a b\", \"abc\"", true},
+      {"\"abc\"x", false},
+      {"\"abc\"x, \"abc\"", true},
+      {"\"abc", false},
+      {"\"xyz\", \"abc", false},
+      {"*, \"xyz\"", false},
+      {"*, \"abc\"", true},
+      {"\"\x01\", \"abc\"", true},
+      {"\"abc\x01\"", false},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.header);
+    CHECK(if_none_match(c.header, etag) == c.matches);
+  }
+}
+
+TEST_CASE("if_none_match treats a weak stored tag like its strong form", "[http][etag]") {
+  CHECK(if_none_match("\"abc\"", "W/\"abc\""));
+  CHECK(if_none_match("W/\"abc\"", "W/\"abc\""));
+  CHECK_FALSE(if_none_match("\"abd\"", "W/\"abc\""));
+}
+
+TEST_CASE("if_none_match never matches an invalid or missing stored tag except with *",
+          "[http][etag]") {
+  CHECK(if_none_match("*", ""));
+  CHECK_FALSE(if_none_match("\"\"", ""));
+  CHECK_FALSE(if_none_match("abc", "abc"));
+  CHECK(if_none_match("\"\"", "\"\""));
+}
