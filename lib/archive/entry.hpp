@@ -1,0 +1,51 @@
+#pragma once
+// Encoding and decoding of entry values (the format is written down in schema.hpp). The decoder
+// runs once per request: it allocates nothing, throws nothing, and checks every length and body
+// position against the archive before handing out views.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "archive/compress.hpp"
+#include "cdb/reader.hpp"
+
+namespace kawipiko::archive {
+
+struct variant {
+  encoding coding = encoding::identity;
+  std::string_view body;           // inside the archive image
+  std::string_view block;          // the whole header block ("Name: value\r\n" lines)
+  std::size_t length_304 = 0;      // prefix of `block` for 304 responses
+  std::size_t length_partial = 0;  // prefix of `block` for 206 responses (no Content-Length)
+  std::string_view etag;           // the quoted strong ETag, or empty
+};
+
+struct entry {
+  unsigned status = 0;    // 200, 308 or 404
+  std::size_t count = 0;  // variants in use
+  std::array<variant, 3> variants{};
+};
+
+// Decodes `value` (an entry read from `db`) into `out`. False if the value is malformed or a body
+// lies outside the records area; `out` is then unspecified.
+[[nodiscard]] bool decode_entry(std::string_view value, const cdb::reader& db, entry& out) noexcept;
+
+// What the builder knows of one variant before it is encoded.
+struct variant_spec {
+  encoding coding;
+  std::uint32_t body_position;
+  std::uint32_t body_length;
+  std::string block;  // header block, in the order schema.hpp requires
+  std::size_t length_304;
+  std::size_t length_partial;
+  std::size_t etag_length;  // 0 when the block has no ETag
+};
+
+// Encodes an entry. Throws std::length_error if a block passes schema::max_block_size.
+[[nodiscard]] std::string encode_entry(unsigned status, const variant_spec* variants,
+                                       std::size_t count);
+
+}  // namespace kawipiko::archive

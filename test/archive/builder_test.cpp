@@ -1,0 +1,542 @@
+#include "archive/builder.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "archive/reader.hpp"
+#include "archive/schema.hpp"
+#include "base/mapped_file.hpp"
+#include "support/temp_folder.hpp"
+
+namespace archive = kawipiko::archive;
+namespace fs = std::filesystem;
+using kawipiko::base::mapped_file;
+using kawipiko::test::compressible_text;
+using kawipiko::test::read_file;
+using kawipiko::test::temp_folder;
+
+namespace {
+
+// An archive built from a folder, opened for lookups.
+struct built {
+  mapped_file file;
+  archive::reader reader;
+  archive::build_stats stats;
+
+  built(const archive::build_options& options, const archive::build_hooks& hooks = {})
+      : built(options, archive::build(options, hooks)) {}
+
+  // The entry under `path`, which must exist.
+  [[nodiscard]] archive::entry get(std::string_view path) const {
+    archive::entry out;
+    const auto status = reader.find(path, out);
+    INFO(path);
+    REQUIRE(status == archive::lookup_status::found);
+    return out;
+  }
+  [[nodiscard]] bool has(std::string_view path) const {
+    archive::entry out;
+    const auto status = reader.find(path, out);
+    REQUIRE(status != archive::lookup_status::corrupt);
+    return status == archive::lookup_status::found;
+  }
+  // The fallback for `path`, which must exist.
+  [[nodiscard]] archive::entry fallback(std::string_view path) const {
+    archive::entry out;
+    const auto status = reader.find_fallback(path, out);
+    INFO(path);
+    REQUIRE(status == archive::lookup_status::found);
+    return out;
+  }
+  [[nodiscard]] bool has_fallback(std::string_view path) const {
+    archive::entry out;
+    const auto status = reader.find_fallback(path, out);
+    REQUIRE(status != archive::lookup_status::corrupt);
+    return status == archive::lookup_status::found;
+  }
+  [[nodiscard]] std::size_t count_keys(std::string_view prefix) const {
+    std::size_t count = 0;
+    std::error_code error;
+    reader.database().for_each(
+        [&](std::string_view key, std::string_view, std::size_t) {
+          if (key.starts_with(prefix)) ++count;
+        },
+        error);
+    REQUIRE(!error);
+    return count;
+  }
+
+ private:
+  built(const archive::build_options& options, archive::build_stats built_stats)
+      : file(options.archive), reader(file.bytes()), stats(built_stats) {}
+};
+
+archive::build_options options_for(const temp_folder& sources, const temp_folder& out,
+                                   const std::string& name = "site.cdb") {
+  archive::build_options options;
+  options.sources = sources.str();
+  options.archive = (out / name).string();
+  options.codecs = {{archive::encoding::br, 5}, {archive::encoding::gzip, 6}};
+  options.jobs = 2;
+  return options;
+}
+
+bool has_header(const archive::variant& v, std::string_view line) {
+  return v.block.find(std::string(line) + "\r\n") != std::string_view::npos;
+}
+
+std::string location_of(const archive::entry& e) {
+  const auto block = e.variants[0].block;
+  const auto at = block.find("Location: ");
+  REQUIRE(at != std::string_view::npos);
+  const auto end = block.find("\r\n", at);
+  return std::string(block.substr(at + 10, end - at - 10));
+}
+
+std::vector<std::string> temp_leftovers(const fs::path& folder) {
+  std::vector<std::string> found;
+  for (const auto& item : fs::directory_iterator(folder)) {
+    if (item.path().filename().string().find(".tmp-") != std::string::npos) {
+      found.push_back(item.path().string());
+    }
+  }
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE("a file is answered under its own path with precomputed headers", "[archive]") {
+  temp_folder sources, out;
+  sources.write("hello.txt", "hello, world\n");
+  const built site(options_for(sources, out));
+
+  const auto hello = site.get("/hello.txt");
+  CHECK(hello.status == 200);
+  REQUIRE(hello.count == 1);  // too small to be worth compressing
+  const auto& v = hello.variants[0];
+  CHECK(v.coding == archive::encoding::identity);
+  CHECK(v.body == "hello, world\n");
+  CHECK(has_header(v, "Content-Type: text/plain; charset=utf-8"));
+  CHECK(has_header(v, "Content-Length: 13"));
+  CHECK(has_header(v, "Cache-Control: public, immutable, max-age=3600"));
+  CHECK_FALSE(has_header(v, "Vary: Accept-Encoding"));
+  REQUIRE(v.etag.size() == 34);
+  CHECK(v.etag.front() == '"');
+  CHECK(v.etag.back() == '"');
+  // The 304 prefix holds the validators, not the representation's headers.
+  CHECK(v.block.substr(0, v.length_304).find("Content-Type") == std::string_view::npos);
+  CHECK(v.block.substr(0, v.length_partial).find("Content-Length") == std::string_view::npos);
+  CHECK_FALSE(site.has("/missing.txt"));
+}
+
+TEST_CASE("text worth compressing gets br and gzip variants that decode to the content",
+          "[archive]") {
+  temp_folder sources, out;
+  const std::string page = compressible_text(20000);
+  sources.write("page.html", page);
+  const built site(options_for(sources, out));
+
+  const auto entry = site.get("/page.html");
+  REQUIRE(entry.count == 3);
+  CHECK(entry.variants[0].coding == archive::encoding::identity);
+  CHECK(entry.variants[1].coding == archive::encoding::gzip);
+  CHECK(entry.variants[2].coding == archive::encoding::br);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto& v = entry.variants[i];
+    CHECK(has_header(v, "Vary: Accept-Encoding"));
+    CHECK(has_header(v, "Content-Type: text/html; charset=utf-8"));
+    CHECK(has_header(v, "Content-Length: " + std::to_string(v.body.size())));
+    if (v.coding == archive::encoding::identity) {
+      CHECK(v.body == page);
+      CHECK(v.block.find("Content-Encoding") == std::string_view::npos);
+    } else {
+      CHECK(v.body.size() < page.size() / 2);
+      CHECK(has_header(v, "Content-Encoding: " + std::string(archive::token(v.coding))));
+      const auto decoded = archive::decompress(v.coding, v.body, page.size());
+      REQUIRE(decoded);
+      CHECK(*decoded == page);
+    }
+  }
+  // Each variant has its own strong ETag.
+  CHECK(entry.variants[0].etag != entry.variants[1].etag);
+  CHECK(entry.variants[1].etag != entry.variants[2].etag);
+}
+
+TEST_CASE("already-compressed types and identity-only archives keep one variant", "[archive]") {
+  temp_folder sources, out;
+  sources.write("image.png", compressible_text(20000));  // compressible bytes, but a png name
+  sources.write("page.html", compressible_text(20000));
+  auto options = options_for(sources, out);
+  options.codecs = {};
+  const built plain(options);
+  CHECK(plain.get("/page.html").count == 1);
+  const built site(options_for(sources, out, "other.cdb"));
+  const auto image = site.get("/image.png");
+  CHECK(image.count == 1);
+  CHECK(has_header(image.variants[0], "Content-Type: image/png"));
+  CHECK(site.get("/page.html").count == 3);
+}
+
+TEST_CASE("folder indexes, extension-less aliases and slash redirects are compiled", "[archive]") {
+  temp_folder sources, out;
+  sources.write("index.html", "home");
+  sources.write("docs/index.htm", "docs home");
+  sources.write("docs/index.txt", "not chosen: .htm comes first");
+  sources.write("about.html", "about");
+  sources.write("notes.txt", "notes");
+  sources.write("empty/file.css", "x");
+  auto options = options_for(sources, out);
+
+  SECTION("by default") {
+    const built site(options);
+    CHECK(site.get("/").variants[0].body == "home");
+    CHECK(site.get("/docs/").variants[0].body == "docs home");
+    CHECK(has_header(site.get("/docs/").variants[0], "Content-Type: text/html; charset=utf-8"));
+    CHECK(site.get("/about").variants[0].body == "about");
+    CHECK(site.get("/notes").variants[0].body == "notes");
+    CHECK(site.get("/docs/index").variants[0].body == "docs home");
+
+    const auto to_folder = site.get("/docs");
+    CHECK(to_folder.status == 308);
+    CHECK(location_of(to_folder) == "/docs/");
+    CHECK(to_folder.variants[0].body.empty());
+    CHECK(has_header(to_folder.variants[0], "Content-Length: 0"));
+    const auto to_file = site.get("/about.html/");
+    CHECK(to_file.status == 308);
+    CHECK(location_of(to_file) == "/about.html");
+    CHECK(site.get("/about/").status == 308);
+    // A folder with no index has no entry, so nothing redirects to it.
+    CHECK_FALSE(site.has("/empty/"));
+    CHECK_FALSE(site.has("/empty"));
+    CHECK(site.stats.redirects > 0);
+  }
+  SECTION("each part can be turned off") {
+    options.include_index = false;
+    options.include_strip = false;
+    options.include_slash_redirects = false;
+    const built site(options);
+    CHECK(site.has("/index.html"));
+    CHECK_FALSE(site.has("/"));
+    CHECK_FALSE(site.has("/docs/"));
+    CHECK_FALSE(site.has("/about"));
+    CHECK_FALSE(site.has("/about.html/"));
+    CHECK(site.stats.redirects == 0);
+  }
+}
+
+TEST_CASE("a real file or alias wins over a folder redirect of the same name", "[archive]") {
+  temp_folder sources, out;
+  sources.write("guide.html", "the guide page");
+  sources.write("guide/index.html", "the guide folder");
+  const built site(options_for(sources, out));
+  CHECK(site.get("/guide").status == 200);
+  CHECK(site.get("/guide").variants[0].body == "the guide page");
+  CHECK(site.get("/guide/").variants[0].body == "the guide folder");
+}
+
+TEST_CASE("wildcards and error pages answer missing paths, the deepest folder winning",
+          "[archive]") {
+  temp_folder sources, out;
+  sources.write("_wildcard.html", "root wildcard");
+  sources.write("app/_wildcard.html", "app wildcard");
+  sources.write("app/deep/page.html", "page");
+  sources.write("docs/_404.html", "docs not found");
+  sources.write("docs/404.html", "published 404");
+  sources.write("blog/404.html", "blog not found");
+  const built site(options_for(sources, out));
+
+  CHECK_FALSE(site.has("/_wildcard.html"));  // not served under its own name
+  CHECK_FALSE(site.has("/docs/_404.html"));
+  CHECK(site.get("/docs/404.html").variants[0].body == "published 404");
+
+  CHECK(site.fallback("/nothing").variants[0].body == "root wildcard");
+  CHECK(site.fallback("/nothing").status == 200);
+  CHECK(site.fallback("/app/x/y/z").variants[0].body == "app wildcard");
+  CHECK(site.fallback("/app/deep/missing").variants[0].body == "app wildcard");
+  CHECK(site.fallback("/app/").variants[0].body == "app wildcard");
+  const auto docs = site.fallback("/docs/a/b");
+  CHECK(docs.status == 404);
+  CHECK(docs.variants[0].body == "docs not found");  // _404.html wins over 404.html
+  CHECK(docs.variants[0].etag.empty());
+  CHECK(site.fallback("/blog/x").variants[0].body == "blog not found");
+  CHECK(site.fallback("/blog/x").status == 404);
+}
+
+TEST_CASE("without fallbacks a missing path has none", "[archive]") {
+  temp_folder sources, out;
+  sources.write("a/b/c.txt", "c");
+  const built site(options_for(sources, out));
+  CHECK_FALSE(site.has_fallback("/a/b/missing"));
+  CHECK(site.reader.meta_value("fallback-depth") == "0");
+}
+
+TEST_CASE("identical contents are stored once, with headers of their own per path", "[archive]") {
+  temp_folder sources, out;
+  const std::string content = compressible_text(5000, 7);
+  sources.write("a/style.css", content);
+  sources.write("b/copy.txt", content);
+  const built site(options_for(sources, out));
+  const auto css = site.get("/a/style.css");
+  const auto txt = site.get("/b/copy.txt");
+  CHECK(has_header(css.variants[0], "Content-Type: text/css; charset=utf-8"));
+  CHECK(has_header(txt.variants[0], "Content-Type: text/plain; charset=utf-8"));
+  CHECK(css.variants[0].body.data() == txt.variants[0].body.data());  // same bytes in the file
+  CHECK(site.count_keys("body:") == 3);  // identity, gzip and br once each
+  CHECK(site.stats.bytes_deduplicated == content.size());
+}
+
+TEST_CASE("folder listings are generated for folders without an index when asked", "[archive]") {
+  temp_folder sources, out;
+  sources.write("files/b <&> file.txt", "b");
+  sources.write("files/a.txt", "a");
+  sources.write("files/sub/x.txt", "x");
+  sources.write("index.html", "home");
+  auto options = options_for(sources, out);
+  CHECK_FALSE(built(options).has("/files/"));
+
+  options.include_folder_listing = true;
+  const built site(options);
+  const auto listing = site.get("/files/");
+  const std::string html(listing.variants[0].body);
+  CHECK(has_header(listing.variants[0], "Content-Type: text/html; charset=utf-8"));
+  CHECK(html.find("href=\"a.txt\"") != std::string::npos);
+  CHECK(html.find("href=\"sub/\"") != std::string::npos);
+  CHECK(html.find("href=\"b%20%3C&amp;%3E%20file.txt\"") != std::string::npos);
+  CHECK(html.find("b &lt;&amp;&gt; file.txt") != std::string::npos);
+  CHECK(html.find("a.txt") < html.find("b &lt;"));
+  CHECK(site.get("/").variants[0].body == "home");  // an index wins over a listing
+}
+
+TEST_CASE("file names are bytes: UTF-8 names with spaces and accents work", "[archive]") {
+  temp_folder sources, out;
+  sources.write("caf\xc3\xa9 menu.html", "menu");
+  const built site(options_for(sources, out));
+  CHECK(site.get("/caf\xc3\xa9 menu.html").variants[0].body == "menu");
+  CHECK(site.get("/caf\xc3\xa9 menu").variants[0].body == "menu");
+  const auto redirect = site.get("/caf\xc3\xa9 menu.html/");
+  CHECK(location_of(redirect) == "/caf%C3%A9%20menu.html");
+}
+
+TEST_CASE("the archive lists its paths unless told not to", "[archive]") {
+  temp_folder sources, out;
+  sources.write("a.html", "a");
+  auto options = options_for(sources, out);
+  {
+    const built site(options);
+    std::error_code error;
+    const auto paths = site.reader.database().find(archive::schema::paths_key, error);
+    REQUIRE(paths);
+    CHECK(*paths == "/a\n/a.html\n/a.html/\n/a/\n");
+  }
+  options.include_file_listing = false;
+  const built site(options);
+  std::error_code error;
+  CHECK_FALSE(site.reader.database().find(archive::schema::paths_key, error));
+}
+
+TEST_CASE("etag and cache-control can be left out", "[archive]") {
+  temp_folder sources, out;
+  sources.write("a.txt", "a");
+  auto options = options_for(sources, out);
+  options.include_etag = false;
+  options.include_cache = false;
+  const built site(options);
+  const auto entry = site.get("/a.txt");
+  const auto& v = entry.variants[0];
+  CHECK(v.etag.empty());
+  CHECK(v.block.find("ETag") == std::string_view::npos);
+  CHECK(v.block.find("Cache-Control") == std::string_view::npos);
+}
+
+TEST_CASE("archives are byte-identical whatever the folder, the mtimes and the job count",
+          "[archive][reproducible]") {
+  temp_folder first, second, out;
+  for (const auto* folder : {&first, &second}) {
+    folder->write("index.html", compressible_text(30000, 1));
+    folder->write("docs/a.html", compressible_text(9000, 2));
+    folder->write("docs/b.css", compressible_text(4000, 3));
+    folder->write("img/x.png", std::string(3000, '\x89'));
+    folder->write("_wildcard.html", "spa");
+  }
+  fs::last_write_time(second / "docs/a.html",
+                      fs::file_time_type::clock::now() - std::chrono::hours(48));
+  auto options = options_for(first, out, "one.cdb");
+  options.jobs = 1;
+  archive::build(options);
+  auto other = options_for(second, out, "two.cdb");
+  other.jobs = 4;
+  archive::build(other);
+  CHECK(read_file(out / "one.cdb") == read_file(out / "two.cdb"));
+}
+
+TEST_CASE("a rebuild reuses the previous archive's compressed variants", "[archive]") {
+  temp_folder sources, out;
+  sources.write("a.html", compressible_text(20000, 1));
+  sources.write("b.html", compressible_text(20000, 2));
+  std::string noise(300, ' ');
+  std::mt19937 random(5);
+  for (auto& c : noise) c = static_cast<char>(' ' + random() % 94);
+  sources.write("tiny.html", noise);  // compression is not worth it
+  auto options = options_for(sources, out);
+  const auto first = archive::build(options);
+  CHECK(first.variants_compressed == 6);
+  CHECK(first.variants_reused == 0);
+  const std::string before = read_file(options.archive);
+
+  sources.write("b.html", compressible_text(20000, 4));
+  const auto second = archive::build(options);
+  CHECK(second.variants_compressed == 2);
+  CHECK(second.variants_reused == 4);  // a.html's two, and tiny.html's two "not worth it" marks
+
+  sources.write("b.html", compressible_text(20000, 2));
+  archive::build(options);
+  CHECK(read_file(options.archive) == before);  // reuse never changes the output
+
+  options.reuse = false;
+  const auto fresh = archive::build(options);
+  CHECK(fresh.variants_reused == 0);
+  CHECK(read_file(options.archive) == before);
+}
+
+TEST_CASE("a damaged previous archive is not reused and is replaced", "[archive][corrupt]") {
+  temp_folder sources, out;
+  sources.write("a.html", compressible_text(20000, 1));
+  auto options = options_for(sources, out);
+  archive::build(options);
+  const std::string good = read_file(options.archive);
+
+  // Damage the compressed bodies (they sit between the header and the entries).
+  std::string damaged = good;
+  for (std::size_t i = 2048 + 20000 + 200; i < 2048 + 20000 + 600; ++i) damaged[i] ^= 0x55;
+  { std::ofstream(options.archive, std::ios::binary) << damaged; }
+  const auto rebuilt = archive::build(options);
+  CHECK(rebuilt.variants_reused <= 1);  // the damaged one is compressed again
+  CHECK(read_file(options.archive) == good);
+
+  { std::ofstream(options.archive, std::ios::binary) << "not a cdb file at all"; }
+  std::vector<std::string> warnings;
+  archive::build_hooks hooks;
+  hooks.warning = [&](const std::string& line) { warnings.push_back(line); };
+  archive::build(options, hooks);
+  CHECK(read_file(options.archive) == good);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("not reusing the previous archive") != std::string::npos);
+}
+
+TEST_CASE("the walk skips dotfiles and editor leftovers but publishes .well-known", "[archive]") {
+  temp_folder sources, out;
+  sources.write(".hidden.html", "x");
+  sources.write(".git/config", "x");
+  sources.write("page.html~", "x");
+  sources.write("#page.html#", "x");
+  sources.write("docs/.page.html.swp", "x");
+  sources.write(".well-known/security.txt", "contact");
+  sources.write("docs/.well-known/x.txt", "not at the top");
+  sources.write("page.html", "page");
+  const built site(options_for(sources, out));
+  CHECK(site.stats.files == 2);
+  CHECK(site.has("/.well-known/security.txt"));
+  CHECK(site.has("/page.html"));
+  CHECK_FALSE(site.has("/.hidden.html"));
+  CHECK_FALSE(site.has("/docs/.well-known/x.txt"));
+}
+
+TEST_CASE("symlinks are followed, even outside the tree", "[archive]") {
+  temp_folder sources, outside, out;
+  outside.write("lib/jquery.js", "window.$ = 1;");
+  sources.write("index.html", "home");
+  fs::create_directories(sources / "_static");
+  fs::create_symlink(outside / "lib/jquery.js", sources / "_static/jquery.js");
+  fs::create_directory_symlink(outside / "lib", sources / "vendor");
+  const built site(options_for(sources, out));
+  CHECK(site.get("/_static/jquery.js").variants[0].body == "window.$ = 1;");
+  CHECK(has_header(site.get("/vendor/jquery.js").variants[0],
+                   "Content-Type: text/javascript; charset=utf-8"));
+}
+
+TEST_CASE("the target archive inside the sources is not archived into itself", "[archive]") {
+  temp_folder sources;
+  sources.write("a.txt", "a");
+  archive::build_options options;
+  options.sources = sources.str();
+  options.archive = (sources / "site.cdb").string();
+  options.codecs = {};
+  archive::build(options);
+  const auto stats = archive::build(options);  // the second run sees site.cdb in the tree
+  CHECK(stats.files == 1);
+}
+
+TEST_CASE("a failing build names the path and leaves the previous archive untouched",
+          "[archive][errors]") {
+  temp_folder sources, out;
+  sources.write("index.html", "home");
+  auto options = options_for(sources, out);
+  archive::build(options);
+  const std::string before = read_file(options.archive);
+
+  SECTION("dangling symlink") {
+    fs::create_symlink(sources / "nowhere.html", sources / "broken.html");
+    CHECK_THROWS_WITH(archive::build(options),
+                      Catch::Contains("dangling symlink") && Catch::Contains("broken.html"));
+  }
+  SECTION("symlink loop through a folder") {
+    fs::create_directories(sources / "a");
+    fs::create_directory_symlink(sources.path(), sources / "a/back");
+    CHECK_THROWS_WITH(archive::build(options),
+                      Catch::Contains("symlink loop") && Catch::Contains("a/back"));
+  }
+  SECTION("symlinks pointing at each other") {
+    fs::create_symlink(sources / "y", sources / "x");
+    fs::create_symlink(sources / "x", sources / "y");
+    CHECK_THROWS_WITH(archive::build(options),
+                      Catch::Contains("symlink loop") || Catch::Contains("dangling"));
+  }
+  SECTION("a FIFO") {
+    REQUIRE(::mkfifo((sources / "pipe").c_str(), 0644) == 0);
+    CHECK_THROWS_WITH(archive::build(options), Catch::Contains("FIFO") && Catch::Contains("pipe"));
+  }
+  SECTION("a name that is not UTF-8") {
+    sources.write("bad\xff.html", "x");
+    CHECK_THROWS_WITH(archive::build(options), Catch::Contains("not valid UTF-8"));
+  }
+  SECTION("a name with a newline") {
+    sources.write("two\nlines.html", "x");
+    CHECK_THROWS_WITH(archive::build(options),
+                      Catch::Contains("control character") && Catch::Contains("two\\x0alines"));
+  }
+  SECTION("sources missing") {
+    options.sources = (sources / "missing").string();
+    CHECK_THROWS_WITH(archive::build(options), Catch::Contains("cannot open sources folder"));
+  }
+  SECTION("cancelled") {
+    archive::build_hooks hooks;
+    hooks.cancelled = [] { return true; };
+    CHECK_THROWS_WITH(archive::build(options, hooks), Catch::Contains("interrupted"));
+  }
+  CHECK(read_file(options.archive) == before);
+  CHECK(temp_leftovers(out.path()).empty());
+}
+
+TEST_CASE("an empty tree gives a valid archive with no paths", "[archive]") {
+  temp_folder sources, out;
+  const built site(options_for(sources, out));
+  CHECK(site.stats.files == 0);
+  CHECK_FALSE(site.has("/"));
+}
+
+TEST_CASE("bad options are refused before anything is written", "[archive][errors]") {
+  temp_folder sources, out;
+  auto options = options_for(sources, out);
+  options.codecs = {{archive::encoding::gzip, 10}};
+  CHECK_THROWS_AS(archive::build(options), std::invalid_argument);
+  options.codecs = {{archive::encoding::gzip, 9}, {archive::encoding::gzip, 1}};
+  CHECK_THROWS_AS(archive::build(options), std::invalid_argument);
+  CHECK_FALSE(fs::exists(options.archive));
+}
