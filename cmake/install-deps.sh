@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what kawipiko needs to build and test on Debian 12 (as root; uses sudo otherwise).
+# Only missing packages are installed, so running it again is cheap.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libboost1.81-all-dev zlib1g-dev libbrotli-dev libssl-dev catch2
+  tinycdb python3.11-doc curl bc
+)
+packages+=("$@")
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
+done
+if ((${#missing[@]} > 0)); then
+  sudo=()
+  if [ "$(id -u)" != 0 ]; then sudo=(sudo); fi
+  "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
