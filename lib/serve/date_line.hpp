@@ -1,0 +1,37 @@
+#pragma once
+// The "Date: <IMF-fixdate>\r\n" header line, formatted at most once per second per thread.
+
+#include <ctime>
+#include <string_view>
+
+namespace kawipiko::serve {
+
+class date_line {
+ public:
+  // The line for the current second (CLOCK_REALTIME_COARSE: a vDSO read, no system call).
+  [[nodiscard]] std::string_view get() noexcept {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    if (now.tv_sec != second_) format(now.tv_sec);
+    return {text_, length_};
+  }
+  // The line for a given time (tests).
+  [[nodiscard]] std::string_view at(std::time_t second) noexcept {
+    format(second);
+    return {text_, length_};
+  }
+
+ private:
+  void format(std::time_t second) noexcept {
+    std::tm parts{};
+    ::gmtime_r(&second, &parts);
+    length_ = std::strftime(text_, sizeof text_, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &parts);
+    second_ = second;
+  }
+
+  std::time_t second_ = -1;
+  char text_[64] = {};
+  std::size_t length_ = 0;
+};
+
+}  // namespace kawipiko::serve

@@ -1,0 +1,70 @@
+#pragma once
+// The I/O-free heart of the server: one parsed request in, one response appended to an output
+// batch. It looks the path up in the site, negotiates the encoding, evaluates If-None-Match,
+// Range and If-Range, and writes the status line and the few made-up header lines around the
+// archive's precomputed header block and body. No allocation, no exception, no system call.
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "archive/compress.hpp"
+#include "serve/output.hpp"
+#include "serve/site.hpp"
+
+namespace kawipiko::serve {
+
+enum class method { get, head, other };
+
+// What the handler needs of a request; views into the connection's input buffer.
+struct request {
+  method verb = method::get;
+  std::string_view target;
+  unsigned version = 11;   // 10 or 11
+  bool keep_alive = true;  // as the request asked (version and Connection)
+  bool has_accept_encoding = false;
+  std::string_view accept_encoding;
+  bool has_if_none_match = false;
+  std::string_view if_none_match;
+  bool has_range = false;  // exactly one Range field (several: ignored, as RFC allows)
+  std::string_view range;
+  bool has_if_range = false;
+  std::string_view if_range;
+};
+
+struct response_info {
+  unsigned status = 0;
+  archive::encoding coding = archive::encoding::identity;
+  std::uint64_t body_bytes = 0;
+  bool close = false;    // the connection ends after this response
+  bool corrupt = false;  // a corrupt archive record was met (500): worth a log line
+};
+
+class handler {
+ public:
+  handler(const site& s, bool security_headers) noexcept
+      : site_(s), security_headers_(security_headers) {}
+
+  // Appends the response to `req` to `out` (which must have room for one response). `closing`
+  // forces "Connection: close" (request cap reached, server draining). `date` is the Date line.
+  response_info respond(const request& req, bool closing, std::string_view date,
+                        output& out) noexcept;
+
+  // A bodyless error answer for a request that could not be parsed or is refused (400, 405,
+  // 413, 431, 500…); it always closes the connection except for 405.
+  response_info respond_error(unsigned status, bool head, bool closing, std::string_view date,
+                              output& out) noexcept;
+
+ private:
+  void head(unsigned status, std::string_view date, output& out) const noexcept;
+  static void connection(const request& req, bool close, output& out) noexcept;
+
+  const site& site_;
+  bool security_headers_;
+  std::array<char, 8192> path_{};
+};
+
+// "200 OK"-style reason phrases for the statuses the server sends.
+[[nodiscard]] std::string_view status_line(unsigned status) noexcept;
+
+}  // namespace kawipiko::serve

@@ -1,0 +1,84 @@
+#pragma once
+// A batch of responses on its way to one socket: the iovec list that one writev sends, and a
+// scratch area for the few bytes that are made per response (status line, Date, Content-Range…).
+// Header blocks and bodies are not copied: their parts point into the archive. One per worker
+// thread, reused for every batch, so the steady state allocates nothing.
+
+#include <sys/uio.h>
+
+#include <array>
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+namespace kawipiko::serve {
+
+class output {
+ public:
+  static constexpr std::size_t max_parts = 512;  // well under IOV_MAX (1024)
+  static constexpr std::size_t scratch_size = 64 * 1024;
+  // Room one more response may need at most (a 16-range multipart answer included).
+  static constexpr std::size_t response_parts = 48;
+  static constexpr std::size_t response_bytes = 8 * 1024;
+
+  void clear() noexcept {
+    count_ = 0;
+    used_ = 0;
+    bytes_ = 0;
+  }
+  [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+  [[nodiscard]] bool has_room_for_response() const noexcept {
+    return count_ + response_parts <= max_parts && used_ + response_bytes <= scratch_size;
+  }
+
+  // Appends bytes that stay valid until the batch is written (the archive, static text).
+  void view(std::string_view bytes) noexcept {
+    if (bytes.empty()) return;
+    parts_[count_++] = {const_cast<char*>(bytes.data()), bytes.size()};
+    bytes_ += bytes.size();
+  }
+
+  // Appends a copy of `bytes` into the scratch area, joining the previous part when that one
+  // ends where the copy starts (so a response's made-up lines are one iovec).
+  void text(std::string_view bytes) noexcept {
+    if (bytes.empty()) return;
+    char* at = scratch_.data() + used_;
+    __builtin_memcpy(at, bytes.data(), bytes.size());
+    used_ += bytes.size();
+    bytes_ += bytes.size();
+    if (count_ > 0) {
+      auto& last = parts_[count_ - 1];
+      if (static_cast<char*>(last.iov_base) + last.iov_len == at) {
+        last.iov_len += bytes.size();
+        return;
+      }
+    }
+    parts_[count_++] = {at, bytes.size()};
+  }
+  // Appends a decimal number as text.
+  void number(std::uint64_t value) noexcept {
+    char digits[20];
+    std::size_t n = 0;
+    do {
+      digits[sizeof digits - 1 - n++] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    } while (value != 0);
+    text({digits + sizeof digits - n, n});
+  }
+
+  [[nodiscard]] std::span<const iovec> parts() const noexcept { return {parts_.data(), count_}; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+  [[nodiscard]] bool in_scratch(const void* p) const noexcept {
+    const char* c = static_cast<const char*>(p);
+    return c >= scratch_.data() && c < scratch_.data() + scratch_.size();
+  }
+
+ private:
+  std::array<iovec, max_parts> parts_{};
+  std::array<char, scratch_size> scratch_{};
+  std::size_t count_ = 0;
+  std::size_t used_ = 0;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace kawipiko::serve

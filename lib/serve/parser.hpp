@@ -1,0 +1,32 @@
+#pragma once
+// Request parsing on Beast's header parser: one complete request header out of a byte buffer,
+// as views into that buffer (no allocation). Requests that carry a body are refused: a static
+// server has no use for one, and refusing them (with the connection closed) leaves no room for
+// request smuggling.
+
+#include <cstddef>
+#include <string_view>
+
+#include "serve/handler.hpp"
+
+namespace kawipiko::serve {
+
+enum class parse_status {
+  complete,     // `req` is filled, `consumed` bytes were its header
+  need_more,    // no complete header yet
+  bad_request,  // malformed (400), or HTTP/1.1 without exactly one Host
+  too_large,    // the header passes the limit (431)
+  has_body,     // Content-Length > 0 (413)
+  bad_framing,  // Transfer-Encoding, or Content-Length with it, or several lengths (400)
+};
+
+struct parse_result {
+  parse_status status;
+  std::size_t consumed = 0;
+};
+
+// Parses the request at the start of `input`. `header_limit` bounds the request line and fields.
+[[nodiscard]] parse_result parse_request(std::string_view input, std::size_t header_limit,
+                                         request& req) noexcept;
+
+}  // namespace kawipiko::serve

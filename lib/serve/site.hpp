@@ -1,0 +1,39 @@
+#pragma once
+// The archive a server answers from: the file (mapped or in memory), its validated reader, and
+// the optional in-memory path index. Immutable once built and shared by every thread; a later
+// reload swaps the whole object behind one handle.
+
+#include <memory>
+#include <string_view>
+#include <unordered_map>
+
+#include "archive/reader.hpp"
+#include "base/mapped_file.hpp"
+#include "serve/options.hpp"
+
+namespace kawipiko::serve {
+
+class site {
+ public:
+  // Opens, validates and (as the options say) preloads and indexes the archive. Throws
+  // std::runtime_error / std::system_error with a one-line message naming the file.
+  explicit site(const options& opts);
+
+  [[nodiscard]] archive::lookup_status find(std::string_view path,
+                                            archive::entry& out) const noexcept;
+  [[nodiscard]] archive::lookup_status find_fallback(std::string_view path,
+                                                     archive::entry& out) const noexcept {
+    return reader_.find_fallback(path, out);
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return file_.size(); }
+  [[nodiscard]] std::size_t indexed() const noexcept { return index_.size(); }
+  [[nodiscard]] const archive::reader& reader() const noexcept { return reader_; }
+
+ private:
+  base::mapped_file file_;
+  archive::reader reader_;
+  std::unordered_map<std::string_view, archive::entry> index_;
+};
+
+}  // namespace kawipiko::serve
