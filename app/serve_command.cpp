@@ -83,6 +83,9 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (opts.archive.empty()) throw usage_error("--archive is required");
+  if ((!opts.profile_cpu.empty() || !opts.profile_mem.empty()) && opts.processes != 1) {
+    throw usage_error("--profile-cpu and --profile-mem need --processes 1");
+  }
   if (mmap && opts.in_memory)
     throw usage_error("--archive-mmap and --archive-inmem exclude each other");
   if (opts.threads == 0 || opts.threads > 1024) throw usage_error("--threads must be 1 to 1024");

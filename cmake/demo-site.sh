@@ -15,8 +15,6 @@ cmake --build "$build" -j "$(nproc)"
   --sources /usr/share/doc/python3.11/html \
   --archive "$build/python-docs.cdb"
 
-if "$build/app/kawipiko" serve --help 2>/dev/null | grep -q 'not built yet'; then
-  echo "(the server is not built yet in this version: the archive is $build/python-docs.cdb)"
-  exit 0
-fi
-exec "$build/app/kawipiko" serve --archive "$build/python-docs.cdb" --bind 127.0.0.1:8080
+echo "open http://127.0.0.1:8080/ (Ctrl-C stops the server)"
+exec "$build/app/kawipiko" serve --archive "$build/python-docs.cdb" --bind 127.0.0.1:8080 \
+  --threads "$(nproc)"

@@ -103,7 +103,7 @@ void handler::connection(const request& req, bool close, output& out) noexcept {
 
 response_info handler::respond_error(unsigned status, bool is_head, bool closing,
                                      std::string_view date, output& out) noexcept {
-  response_info info{status, encoding::identity, 0, status != 405 || closing, status == 500};
+  response_info info{status, encoding::identity, 0, closing, status == 500};
   head(status, date, out);
   if (status == 405) out.text("Allow: GET, HEAD\r\n");
   const auto reason = status_line(status).substr(9);  // "405 Method Not Allowed\r\n"
@@ -134,21 +134,14 @@ response_info handler::respond(const request& req, bool closing, std::string_vie
 
   archive::entry entry;
   auto status = site_.find(path, entry);
-  bool fallback = false;
-  if (status == archive::lookup_status::not_found) {
-    status = site_.find_fallback(path, entry);
-    fallback = true;
-  }
-  if (status == archive::lookup_status::corrupt)
+  if (status == archive::lookup_status::not_found) status = site_.find_fallback(path, entry);
+  if (status == archive::lookup_status::corrupt) {
     return respond_error(500, is_head, close, date, out);
-
-  response_info info{0, encoding::identity, 0, close, false};
-  if (status == archive::lookup_status::not_found) {
-    info = respond_error(404, is_head, close, date, out);
-    info.close = close;  // a plain 404 keeps the connection
-    return info;
   }
-  (void)fallback;
+  if (status == archive::lookup_status::not_found) {
+    return respond_error(404, is_head, close, date, out);
+  }
+  response_info info{0, encoding::identity, 0, close, false};
 
   // Redirects: the archived Location (the block's first line) with the request's query kept.
   if (entry.status == 308) {

@@ -50,8 +50,8 @@ class handler {
   response_info respond(const request& req, bool closing, std::string_view date,
                         output& out) noexcept;
 
-  // A bodyless error answer for a request that could not be parsed or is refused (400, 405,
-  // 413, 431, 500…); it always closes the connection except for 405.
+  // A short text answer for a request that could not be parsed or is refused (400, 404, 405,
+  // 413, 431, 500…). `closing` says whether the connection ends after it ("Connection: close").
   response_info respond_error(unsigned status, bool head, bool closing, std::string_view date,
                               output& out) noexcept;
 

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "base/error.hpp"
 
@@ -41,7 +42,12 @@ profiler::profiler(const std::string& cpu_path, const std::string& mem_path, cha
       if (const char* existing = std::getenv("LD_PRELOAD")) preload += std::string(":") + existing;
       ::setenv("LD_PRELOAD", preload.c_str(), 1);
       ::setenv(heap_marker, "1", 1);
-      ::execv("/proc/self/exe", argv);
+      // argv is the serve command's own (argv[0] names the command): the applet name
+      // "kawipiko-server" makes the binary run `serve` with the same options.
+      std::vector<char*> again{const_cast<char*>("kawipiko-server")};
+      for (char** arg = argv + 1; *arg != nullptr; ++arg) again.push_back(*arg);
+      again.push_back(nullptr);
+      ::execv("/proc/self/exe", again.data());
       base::throw_errno(errno, "cannot re-execute for --profile-mem", "/proc/self/exe");
     }
     using start_fn = void (*)(const char*);
