@@ -219,14 +219,25 @@ int run(const options& opts) {
 
   // Several processes share one port through SO_REUSEPORT. An ephemeral port is chosen here,
   // once, by a socket that holds it (bound, not listening) while the children bind it too.
-  tcp::acceptor holder(net::system_executor{});
+  struct fd_holder {
+    int fd = -1;
+    ~fd_holder() {
+      if (fd >= 0) ::close(fd);
+    }
+  } holder;
   if (endpoint.port() == 0) {
-    holder.open(endpoint.protocol());
+    holder.fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
     const int on = 1;
-    ::setsockopt(holder.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
-    holder.set_option(tcp::acceptor::reuse_address(true));
-    holder.bind(endpoint);
-    endpoint = holder.local_endpoint();
+    if (holder.fd < 0 ||
+        ::setsockopt(holder.fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+        ::bind(holder.fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0) {
+      base::throw_errno(errno, "cannot bind", describe(endpoint));
+    }
+    tcp::endpoint bound;
+    socklen_t length = static_cast<socklen_t>(bound.capacity());
+    ::getsockname(holder.fd, bound.data(), &length);
+    bound.resize(length);
+    endpoint = bound;
   }
   return supervise(s, opts, endpoint, what);
 }
