@@ -1,32 +1,26 @@
 #include "archive/builder.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <stdexcept>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 
-#include "archive/digest.hpp"
 #include "archive/entry.hpp"
+#include "archive/pipeline.hpp"
 #include "archive/reader.hpp"
 #include "archive/schema.hpp"
 #include "archive/source.hpp"
+#include "base/atomic_file.hpp"
 #include "base/error.hpp"
 #include "base/mapped_file.hpp"
 #include "cdb/writer.hpp"
@@ -46,43 +40,6 @@ constexpr std::string_view index_extensions[] = {"html", "htm",  "xhtml", "xht",
                                                  "txt",  "json", "xml"};
 constexpr std::string_view strip_extensions[] = {"html", "htm", "xhtml", "xht", "txt"};
 
-// A compressed variant is kept only when it saves at least a tenth of the identity size and at
-// least this many bytes: below that, the extra variant (and Vary) buys nothing.
-constexpr std::size_t min_saving = 64;
-
-// How many files may be read and compressed ahead of the writer, and how many bytes of content
-// they may hold at most, so that memory stays bounded on large trees.
-constexpr std::size_t window_per_job = 4;
-constexpr std::uint64_t window_bytes = 512ull << 20;
-
-// ---- work items and their results --------------------------------------------------------------
-
-struct work_item {
-  std::string path;     // request path (names the content type)
-  std::string file;     // filesystem path, or empty for generated content
-  std::string content;  // generated content (folder listings)
-  std::uint64_t size;
-};
-
-struct coded_body {
-  codec_setting setting;
-  bool kept = false;      // false: not worth it (a skip record is written)
-  bool reused = false;    // taken from the previous archive
-  std::string bytes;      // when kept and not reused
-  std::string_view view;  // when reused: inside the previous archive's mapping
-  std::string etag;       // 32 hex digits
-  [[nodiscard]] std::string_view data() const { return reused ? view : bytes; }
-};
-
-struct work_result {
-  std::string content;  // identity bytes
-  std::string hash;     // hex SHA-256 of content
-  std::string etag;     // identity ETag
-  http::content_type type{};
-  std::vector<coded_body> coded;
-  std::exception_ptr error;
-};
-
 // Where a variant of an item ended up in the archive.
 struct stored_variant {
   encoding coding;
@@ -94,290 +51,6 @@ struct stored_variant {
 struct stored_item {
   std::string content_type;
   std::vector<stored_variant> variants;  // identity first
-};
-
-std::string setting_name(const codec_setting& s) {
-  return std::string(token(s.codec)) + "-" + std::to_string(s.level);
-}
-
-std::string body_key(std::string_view hash, std::string_view coding) {
-  std::string key(schema::body_prefix);
-  key += hash;
-  key += ':';
-  key += coding;
-  return key;
-}
-
-std::string skip_key(std::string_view hash, std::string_view coding) {
-  std::string key(schema::skip_prefix);
-  key += hash;
-  key += ':';
-  key += coding;
-  return key;
-}
-
-// Reads a whole file, checking that it still has the size the walk saw.
-std::string read_file(const std::string& file, std::uint64_t expected) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw_errno(errno, "cannot open", file);
-  std::string content;
-  content.resize(static_cast<std::size_t>(expected));
-  std::size_t done = 0;
-  bool changed = false;
-  while (true) {
-    if (done == content.size()) {
-      // One more read must hit the end, else the file grew.
-      char probe;
-      const ssize_t extra = ::read(fd, &probe, 1);
-      if (extra < 0 && errno == EINTR) continue;
-      if (extra < 0) {
-        const int error = errno;
-        ::close(fd);
-        throw_errno(error, "cannot read", file);
-      }
-      changed = extra > 0;
-      break;
-    }
-    const ssize_t got = ::read(fd, content.data() + done, content.size() - done);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      const int error = errno;
-      ::close(fd);
-      throw_errno(error, "cannot read", file);
-    }
-    if (got == 0) {
-      changed = true;
-      break;
-    }
-    done += static_cast<std::size_t>(got);
-  }
-  ::close(fd);
-  if (changed) throw_error("file changed size while being read", file);
-  return content;
-}
-
-std::string etag_of(std::string_view bytes) {
-  return sha256_hex(bytes).substr(0, 32);
-}
-
-// ---- the pipeline: workers read, hash and compress; the caller writes in order ----------------
-
-class pipeline {
- public:
-  pipeline(const std::vector<work_item>& items, const build_options& options,
-           const reader* previous, const build_hooks& hooks)
-      : items_(items),
-        options_(options),
-        previous_(previous),
-        hooks_(hooks),
-        results_(items.size()) {
-    unsigned jobs = options.jobs;
-    if (jobs == 0) jobs = std::max(1u, std::thread::hardware_concurrency());
-    window_ = std::max<std::size_t>(window_per_job * jobs, 8);
-    for (unsigned i = 0; i < jobs; ++i) workers_.emplace_back([this] { work(); });
-  }
-
-  ~pipeline() {
-    stop();
-    for (auto& worker : workers_) worker.join();
-  }
-
-  pipeline(const pipeline&) = delete;
-  pipeline& operator=(const pipeline&) = delete;
-
-  // Blocks until item `index` is done; the caller takes the result and must then call release().
-  work_result take(std::size_t index) {
-    std::unique_lock lock(mutex_);
-    done_changed_.wait(lock, [&] { return results_[index].has_value(); });
-    work_result result = std::move(*results_[index]);
-    results_[index].reset();
-    return result;
-  }
-
-  // The writer is done with item `index`: lets the workers run further ahead.
-  void release(std::size_t index, std::uint64_t bytes) {
-    {
-      std::lock_guard lock(mutex_);
-      written_ = index + 1;
-      bytes_in_flight_ -= bytes;
-    }
-    window_changed_.notify_all();
-  }
-
-  void stop() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    window_changed_.notify_all();
-  }
-
- private:
-  void work() {
-    while (true) {
-      std::size_t index;
-      {
-        std::unique_lock lock(mutex_);
-        window_changed_.wait(lock, [&] {
-          if (stopping_ || next_ >= items_.size()) return true;
-          const bool in_window = next_ < written_ + window_;
-          // Always let the item the writer waits for through, whatever its size.
-          const bool fits =
-              bytes_in_flight_ == 0 || bytes_in_flight_ + items_[next_].size <= window_bytes;
-          return in_window && fits;
-        });
-        if (stopping_ || next_ >= items_.size()) return;
-        index = next_++;
-        bytes_in_flight_ += items_[index].size;
-      }
-      work_result result;
-      try {
-        result = process(items_[index]);
-      } catch (...) {
-        result.error = std::current_exception();
-        stop();
-      }
-      {
-        std::lock_guard lock(mutex_);
-        results_[index] = std::move(result);
-      }
-      done_changed_.notify_all();
-    }
-  }
-
-  [[nodiscard]] bool cancelled() const { return hooks_.cancelled && hooks_.cancelled(); }
-
-  work_result process(const work_item& item) const {
-    work_result result;
-    result.content = item.file.empty() ? item.content : read_file(item.file, item.size);
-    result.hash = sha256_hex(result.content);
-    result.etag = result.hash.substr(0, 32);
-    result.type = http::content_type_for(
-        item.path, std::string_view(result.content)
-                       .substr(0, std::min<std::size_t>(1024, result.content.size())));
-    if (!result.type.compressible || result.content.size() <= min_saving) return result;
-    for (const auto& setting : options_.codecs) {
-      if (setting.codec == encoding::identity) continue;
-      if (cancelled()) throw std::runtime_error("interrupted");
-      coded_body coded;
-      coded.setting = setting;
-      const std::string name = setting_name(setting);
-      if (previous_ != nullptr && reuse_from_previous(result, name, coded)) {
-        result.coded.push_back(std::move(coded));
-        continue;
-      }
-      coded.bytes = compress(setting.codec, setting.level, result.content);
-      const std::size_t size = result.content.size();
-      coded.kept =
-          coded.bytes.size() + min_saving <= size && coded.bytes.size() <= size - size / 10;
-      if (coded.kept) {
-        coded.etag = etag_of(coded.bytes);
-      } else {
-        coded.bytes.clear();
-      }
-      result.coded.push_back(std::move(coded));
-    }
-    return result;
-  }
-
-  // A variant (or a "not worth it" mark) of the same content and setting in the previous
-  // archive. Reused bytes are decoded and compared first: a damaged old archive must not leak
-  // into the new one.
-  bool reuse_from_previous(const work_result& result, const std::string& name,
-                           coded_body& coded) const {
-    const auto& db = previous_->database();
-    std::error_code error;
-    if (db.find(skip_key(result.hash, name), error)) {
-      coded.kept = false;
-      coded.reused = true;
-      return true;
-    }
-    const auto old = db.find(body_key(result.hash, name), error);
-    if (!old || error) return false;
-    const auto decoded = decompress(coded.setting.codec, *old, result.content.size());
-    if (!decoded || *decoded != result.content) return false;
-    coded.kept = true;
-    coded.reused = true;
-    coded.view = *old;
-    coded.etag = etag_of(*old);
-    return true;
-  }
-
-  const std::vector<work_item>& items_;
-  const build_options& options_;
-  const reader* previous_;
-  const build_hooks& hooks_;
-
-  std::mutex mutex_;
-  std::condition_variable window_changed_;
-  std::condition_variable done_changed_;
-  std::vector<std::optional<work_result>> results_;
-  std::size_t next_ = 0;
-  std::size_t written_ = 0;
-  std::size_t window_ = 8;
-  std::uint64_t bytes_in_flight_ = 0;
-  bool stopping_ = false;
-  std::vector<std::thread> workers_;
-};
-
-// ---- the temp file: created beside the target, renamed over it on success ---------------------
-
-class temp_file {
- public:
-  explicit temp_file(const std::string& target) : target_(target) {
-    const auto slash = target.rfind('/');
-    folder_ = slash == std::string::npos ? "." : (slash == 0 ? "/" : target.substr(0, slash));
-    const std::string name = slash == std::string::npos ? target : target.substr(slash + 1);
-    // A dotfile: a build whose target sits inside its own sources never publishes it.
-    path_ = (folder_ == "/" ? "" : folder_) + "/." + name + ".tmp-XXXXXX";
-    const int fd = ::mkstemp(path_.data());
-    if (fd < 0) throw_errno(errno, "cannot create a temp file beside", target);
-    file_ = ::fdopen(fd, "wb");
-    if (file_ == nullptr) {
-      const int error = errno;
-      ::close(fd);
-      ::unlink(path_.c_str());
-      throw_errno(error, "cannot open temp file", path_);
-    }
-  }
-
-  ~temp_file() {
-    if (file_ != nullptr) std::fclose(file_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-
-  temp_file(const temp_file&) = delete;
-  temp_file& operator=(const temp_file&) = delete;
-
-  [[nodiscard]] std::FILE* file() const { return file_; }
-
-  // Flushes, fsyncs, gives the usual permissions, renames over the target, fsyncs the folder.
-  void commit() {
-    if (std::fflush(file_) != 0) throw_errno(errno, "cannot write", target_);
-    const int fd = ::fileno(file_);
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    if (::fchmod(fd, 0666 & ~mask) != 0) throw_errno(errno, "cannot set permissions of", path_);
-    if (::fsync(fd) != 0) throw_errno(errno, "cannot sync", target_);
-    const int closed = std::fclose(file_);
-    file_ = nullptr;
-    if (closed != 0) throw_errno(errno, "cannot write", target_);
-    if (::rename(path_.c_str(), target_.c_str()) != 0)
-      throw_errno(errno, "cannot replace", target_);
-    committed_ = true;
-    const int dir = ::open(folder_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-      ::fsync(dir);  // best effort: the rename is done either way
-      ::close(dir);
-    }
-  }
-
- private:
-  std::string target_;
-  std::string folder_;
-  std::string path_;
-  std::FILE* file_ = nullptr;
-  bool committed_ = false;
 };
 
 // ---- routing ------------------------------------------------------------------------------------
@@ -608,7 +281,7 @@ build_stats build(const build_options& options, const build_hooks& hooks) {
   }
 
   // Read, hash and compress on `jobs` threads; write bodies here, in item order.
-  temp_file output(options.archive);
+  base::atomic_file output(options.archive);
   cdb::writer writer(output.file(), options.archive);
   writer.add(schema::schema_key, schema::schema_value);
 
@@ -624,7 +297,7 @@ build_stats build(const build_options& options, const build_hooks& hooks) {
 
       auto& item = stored[index];
       item.content_type = std::string(result.type.value);
-      const std::string identity_key = body_key(result.hash, "identity");
+      const std::string identity_key = schema::body_key(result.hash, "identity");
       const bool deduplicated = body_positions.contains(identity_key);
       if (deduplicated) {
         stats.bytes_deduplicated += result.content.size();
@@ -644,11 +317,11 @@ build_stats build(const build_options& options, const build_hooks& hooks) {
           ++stats.variants_compressed;
         }
         if (!coded.kept) {
-          const std::string key = skip_key(result.hash, name);
+          const std::string key = schema::skip_key(result.hash, name);
           if (body_positions.emplace(key, 0).second) writer.add(key, {});
           continue;
         }
-        const std::string key = body_key(result.hash, name);
+        const std::string key = schema::body_key(result.hash, name);
         if (!body_positions.contains(key)) {
           body_positions[key] = writer.add(key, coded.data());
           stats.bytes_stored += coded.data().size();

@@ -38,6 +38,7 @@
 // checks every one against it.
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace kawipiko::archive::schema {
@@ -55,5 +56,13 @@ inline constexpr std::size_t descriptor_size = 45;  // one variant line
 inline constexpr std::size_t max_variants = 3;
 inline constexpr std::size_t etag_header_prefix = 6;   // "ETag: "
 inline constexpr std::size_t max_block_size = 0xffff;  // 4 hex digits
+
+// "body:<hash>:<coding>" and "skip:<hash>:<coding>".
+[[nodiscard]] inline std::string body_key(std::string_view hash, std::string_view coding) {
+  return std::string(body_prefix).append(hash).append(":").append(coding);
+}
+[[nodiscard]] inline std::string skip_key(std::string_view hash, std::string_view coding) {
+  return std::string(skip_prefix).append(hash).append(":").append(coding);
+}
 
 }  // namespace kawipiko::archive::schema
