@@ -52,6 +52,23 @@ std::string_view content_type_line(const archive::variant& v) noexcept {
   return end == std::string_view::npos ? rest : rest.substr(0, end + 2);
 }
 
+// The rest of a short text answer, after its status line, Date and security headers.
+void error_rest(unsigned status, bool is_head, std::string_view connection_line, output& out,
+                response_info& info) noexcept {
+  if (status == 405) out.text("Allow: GET, HEAD\r\n");
+  const auto reason = status_line(status).substr(9);  // "405 Method Not Allowed\r\n"
+  out.text("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+  out.number(reason.size() - 1);  // the body ends with "\n", not "\r\n"
+  out.text("\r\n");
+  out.text(connection_line);
+  out.text("\r\n");
+  if (!is_head) {
+    out.text(reason.substr(0, reason.size() - 2));
+    out.text("\n");
+    info.body_bytes = reason.size() - 1;
+  }
+}
+
 }  // namespace
 
 std::string_view status_line(unsigned status) noexcept {
@@ -74,6 +91,8 @@ std::string_view status_line(unsigned status) noexcept {
       return "HTTP/1.1 408 Request Timeout\r\n";
     case 413:
       return "HTTP/1.1 413 Content Too Large\r\n";
+    case 414:
+      return "HTTP/1.1 414 URI Too Long\r\n";
     case 416:
       return "HTTP/1.1 416 Range Not Satisfiable\r\n";
     case 431:
@@ -105,18 +124,7 @@ response_info handler::respond_error(unsigned status, bool is_head, bool closing
                                      std::string_view date, output& out) noexcept {
   response_info info{status, encoding::identity, 0, closing, status == 500};
   head(status, date, out);
-  if (status == 405) out.text("Allow: GET, HEAD\r\n");
-  const auto reason = status_line(status).substr(9);  // "405 Method Not Allowed\r\n"
-  out.text("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-  out.number(reason.size() - 1);  // the body ends with "\n", not "\r\n"
-  out.text("\r\n");
-  if (info.close) out.text("Connection: close\r\n");
-  out.text("\r\n");
-  if (!is_head) {
-    out.text(reason.substr(0, reason.size() - 2));
-    out.text("\n");
-    info.body_bytes = reason.size() - 1;
-  }
+  error_rest(status, is_head, closing ? "Connection: close\r\n" : "", out, info);
   return info;
 }
 
@@ -124,7 +132,18 @@ response_info handler::respond(const request& req, bool closing, std::string_vie
                                output& out) noexcept {
   const bool is_head = req.verb == method::head;
   const bool close = closing || !req.keep_alive;
-  if (req.verb == method::other) return respond_error(405, false, close, date, out);
+  // A refusal that keeps the connection says so to an HTTP/1.0 client, like any other answer.
+  const auto refuse = [&](unsigned status, bool head_only) {
+    response_info info{status, encoding::identity, 0, close, status == 500};
+    head(status, date, out);
+    error_rest(status, head_only,
+               close               ? "Connection: close\r\n"
+               : req.version == 10 ? "Connection: keep-alive\r\n"
+                                   : "",
+               out, info);
+    return info;
+  };
+  if (req.verb == method::other) return refuse(405, false);
 
   std::size_t path_size = 0;
   if (http::normalize_target(req.target, path_, path_size) != http::target_error::none) {
@@ -135,23 +154,26 @@ response_info handler::respond(const request& req, bool closing, std::string_vie
   archive::entry entry;
   auto status = site_.find(path, entry);
   if (status == archive::lookup_status::not_found) status = site_.find_fallback(path, entry);
-  if (status == archive::lookup_status::corrupt) {
-    return respond_error(500, is_head, close, date, out);
-  }
-  if (status == archive::lookup_status::not_found) {
-    return respond_error(404, is_head, close, date, out);
-  }
+  if (status == archive::lookup_status::corrupt) return refuse(500, is_head);
+  if (status == archive::lookup_status::not_found) return refuse(404, is_head);
   response_info info{0, encoding::identity, 0, close, false};
 
   // Redirects: the archived Location (the block's first line) with the request's query kept.
   if (entry.status == 308) {
     const auto& v = entry.variants[0];
-    head(308, date, out);
     const auto line_end = v.block.find("\r\n");
-    const auto query_at = req.target.find('?');
-    if (query_at != std::string_view::npos && line_end != std::string_view::npos) {
-      auto query = req.target.substr(query_at);
+    // A '?' after a '#' is part of the fragment, not a query.
+    const auto query_at = req.target.find_first_of("?#");
+    std::string_view query;
+    if (query_at != std::string_view::npos && req.target[query_at] == '?' &&
+        line_end != std::string_view::npos) {
+      query = req.target.substr(query_at);
       query = query.substr(0, query.find('#'));
+    }
+    // The query is copied into the batch, whose room per response is bounded.
+    if (query.size() > output::max_query) return refuse(414, is_head);
+    head(308, date, out);
+    if (!query.empty()) {
       out.view(v.block.substr(0, line_end));
       out.text(query);
       out.view(v.block.substr(line_end));
@@ -184,7 +206,8 @@ response_info handler::respond(const request& req, bool closing, std::string_vie
   }
 
   // If-None-Match (weak comparison) wins over Range.
-  if (req.has_if_none_match && !v.etag.empty() && http::if_none_match(req.if_none_match, v.etag)) {
+  // Without a stored ETag only "*" can match (the resource exists).
+  if (req.has_if_none_match && http::if_none_match(req.if_none_match, v.etag)) {
     head(304, date, out);
     out.view(v.block.substr(0, v.length_304));
     connection(req, close, out);
@@ -259,7 +282,7 @@ response_info handler::respond(const request& req, bool closing, std::string_vie
       out.view(v.block.substr(0, v.length_304));
       out.view(encoding_lines);
       out.text("Content-Type: multipart/byteranges; boundary=kawipiko-");
-      out.text(tag);
+      out.view(tag);
       out.text("\r\nContent-Length: ");
       out.number(total);
       out.text("\r\nAccept-Ranges: bytes\r\n");
@@ -267,10 +290,12 @@ response_info handler::respond(const request& req, bool closing, std::string_vie
       out.text("\r\n");
       for (std::size_t i = 0; i < count; ++i) {
         const auto& r = ranges[i];
+        // The tag and the type line are archive bytes: referenced, not copied (a hostile archive
+        // may hold a long type line; the batch's scratch room per response is bounded).
         out.text("\r\n--kawipiko-");
-        out.text(tag);
+        out.view(tag);
         out.text("\r\n");
-        out.text(type_line);
+        out.view(type_line);
         out.text("Content-Range: bytes ");
         out.number(r.first);
         out.text("-");
@@ -281,7 +306,7 @@ response_info handler::respond(const request& req, bool closing, std::string_vie
         out.view(v.body.substr(r.first, r.last - r.first + 1));
       }
       out.text("\r\n--kawipiko-");
-      out.text(tag);
+      out.view(tag);
       out.text("--\r\n");
       info.status = 206;
       info.body_bytes = total;

@@ -1,5 +1,6 @@
 #include "serve/server.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -52,14 +53,20 @@ std::string describe(const tcp::endpoint& endpoint) {
 }
 
 // Runs the workers of one process until SIGINT/SIGTERM; the signals must be blocked already.
+// `ready_fd`, when not -1, gets one byte once every worker listens (the supervisor waits for it).
 int serve_process(const site& s, const options& opts, tcp::endpoint endpoint, bool announce,
-                  const std::string& what) {
+                  const std::string& what, int ready_fd = -1) {
   std::atomic<std::size_t> connections{0};
   std::vector<std::unique_ptr<worker>> workers;
   for (unsigned i = 0; i < opts.threads; ++i) {
     workers.push_back(std::make_unique<worker>(s, opts, endpoint, connections));
     // Port 0: the first worker's ephemeral port is everyone's.
     if (i == 0) endpoint = workers.front()->local_endpoint();
+  }
+  if (ready_fd >= 0) {
+    const char ready = 1;
+    (void)!::write(ready_fd, &ready, 1);
+    ::close(ready_fd);
   }
   if (announce && !opts.quiet) {
     std::printf("kawipiko serve: serving %s on http://%s\n", what.c_str(),
@@ -86,13 +93,19 @@ int supervise(const site& s, const options& opts, const tcp::endpoint& endpoint,
   std::vector<pid_t> children(opts.processes, -1);
   std::vector<std::vector<std::chrono::steady_clock::time_point>> deaths(opts.processes);
 
+  // The start-up line is printed once every first-generation worker process listens: a client
+  // that reads it may connect at once.
+  int ready[2] = {-1, -1};
+  if (::pipe2(ready, O_CLOEXEC) != 0)
+    base::throw_errno(errno, "cannot create a pipe for", "workers");
   const auto spawn = [&](std::size_t slot) {
     const pid_t pid = ::fork();
     if (pid < 0) base::throw_errno(errno, "cannot fork worker process for", opts.archive);
     if (pid == 0) {
       int code = 1;
       try {
-        code = serve_process(s, opts, endpoint, false, what);
+        if (ready[0] >= 0) ::close(ready[0]);
+        code = serve_process(s, opts, endpoint, false, what, ready[1]);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "kawipiko serve: error: %s\n", e.what());
       }
@@ -102,6 +115,18 @@ int supervise(const site& s, const options& opts, const tcp::endpoint& endpoint,
     children[slot] = pid;
   };
   for (std::size_t i = 0; i < children.size(); ++i) spawn(i);
+  ::close(ready[1]);
+  ready[1] = -1;  // restarted workers report to no one
+  std::size_t listening = 0;
+  while (listening < children.size()) {
+    char byte;
+    const ssize_t got = ::read(ready[0], &byte, 1);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;  // a worker failed before listening: the loop below reports it
+    ++listening;
+  }
+  ::close(ready[0]);
+  ready[0] = -1;
   if (!opts.quiet) {
     std::printf("kawipiko serve: serving %s on http://%s\n", what.c_str(),
                 describe(endpoint).c_str());
@@ -228,8 +253,7 @@ int run(const options& opts) {
   if (endpoint.port() == 0) {
     holder.fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
     const int on = 1;
-    if (holder.fd < 0 ||
-        ::setsockopt(holder.fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+    if (holder.fd < 0 || ::setsockopt(holder.fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
         ::bind(holder.fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0) {
       base::throw_errno(errno, "cannot bind", describe(endpoint));
     }

@@ -340,8 +340,7 @@ class session {
 
 worker::worker(const site& s, const options& opts, const tcp::endpoint& endpoint,
                std::atomic<std::size_t>& connections)
-    : site_(s),
-      options_(opts),
+    : options_(opts),
       connections_(connections),
       acceptor_(io_),
       sweep_timer_(io_),

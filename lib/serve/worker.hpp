@@ -56,7 +56,6 @@ class worker {
   void remember(session& s) noexcept;
   void forget(session& s) noexcept;
 
-  const site& site_;
   const options& options_;
   std::atomic<std::size_t>& connections_;
   boost::asio::io_context io_{1};
