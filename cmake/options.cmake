@@ -6,6 +6,7 @@ set(KAWIPIKO_SANITIZE
     ""
     CACHE STRING "Sanitizers to build with, as for -fsanitize= (e.g. address,undefined)")
 option(KAWIPIKO_BUILD_BENCH "Build the micro-benchmarks in bench/" OFF)
+option(KAWIPIKO_FUZZ "Build the libFuzzer targets in test/fuzz/ (clang++ only)" OFF)
 
 include(CTest) # defines BUILD_TESTING (ON by default)
 
