@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# HTTP benchmark, kawipiko side by side with nginx (not a test: nothing is asserted).
+#
+# Method. Installs what it needs (wrk, nginx, python3.11-doc), builds kawipiko in Release and the
+# floor program (bench/floor.cpp: epoll, one constant answer per "\r\n\r\n", no parsing), and
+# prepares three data sets in a temp folder: hello (one 13-byte index.html), docs (Debian's
+# python3.11-doc HTML, requested at random from the list of its pages by wrk-random-paths.lua,
+# seeded) and big (one 10 MiB random file). nginx (Debian's, one worker, sendfile, tcp_nopush,
+# open_file_cache, access_log off, gzip_static over .gz siblings made here with gzip -9; config
+# from nginx.conf.in, run in the foreground with its pid, logs and temp paths in the temp folder)
+# and kawipiko (one thread; archives built with --compress identity, gzip and brotli) serve the
+# same files. Every server is pinned to CPU 0, wrk to CPU 1 with one thread.
+#
+# Runs, interleaved and rotated within each round (A B C, then B C A, ...), 10 s each, at 16, 256
+# and 1024 connections:
+#   hello    identity: kawipiko, nginx, floor
+#   docs     identity: kawipiko, nginx
+#   docs-gz  nginx gzip_static (client sends "gzip, br": nginx has only the .gz), kawipiko gzip
+#            archive (client sends "gzip"), kawipiko brotli archive (client sends "gzip, br");
+#            one nginx run is the reference for both kawipiko runs of the same round
+#   big      the 10 MiB file at 16 connections (MB/s; nginx uses sendfile)
+# For each run: requests/s, MB/s, p50/p99 latency, errors and non-2xx (wrk's count of status >
+# 399), and the server's CPU time per request: utime+stime from /proc/PID/stat (nginx: master and
+# worker summed) over the run, divided by the requests. On a shared machine that last figure is
+# the one least disturbed by noise (wrk saturates its own core first).
+#
+# Then: a hold test (10,000 keep-alive connections, one request each every ~2 s, held 30 s,
+# against fresh kawipiko and nginx on the docs: errors and the server's peak RSS), and kawipiko's
+# start-up time to the first answered request, mmap vs --archive-inmem --index-all (archive in
+# the page cache). With --archiver, also bench/archive-python-docs.sh (about 7 more minutes).
+#
+# Prints a table of medians with min-max and the ratios kawipiko/reference per round, and writes
+# it to <build>/http-results.txt (raw figures in <build>/http-results/). The default run takes
+# about 17 minutes on 2 cores; --quick (one round, 2 s runs, 16 and 256 connections, 5 s hold) is
+# a smoke test of the harness whose figures mean little. Both servers run with the same keep-alive
+# request limit (10,000,000) so that neither closes connections the other keeps.
+# Every process started here is stopped by its PID on exit; all traffic is to 127.0.0.1.
+#
+# Usage: bash bench/run-http.sh [--quick] [--rounds N] [--archiver] [build folder]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command="bash bench/run-http.sh${*:+ $*}"
+quick=0 rounds= with_archiver=0 build=build/bench
+while (($# > 0)); do
+  case "$1" in
+    --quick) quick=1 ;;
+    --rounds) rounds=$2; shift ;;
+    --archiver) with_archiver=1 ;;
+    -h | --help) sed -n '2,/^# Usage/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -*) echo "run-http.sh: error: unknown option '$1'" >&2; exit 2 ;;
+    *) build=$1 ;;
+  esac
+  shift
+done
+if ((quick)); then
+  duration=2 connection_counts=(16 256) rounds=${rounds:-1} warmup=1
+  hold_connections=10000 hold_seconds=5 startup_repeats=3
+else
+  duration=10 connection_counts=(16 256 1024) rounds=${rounds:-3} warmup=2
+  hold_connections=10000 hold_seconds=30 startup_repeats=5
+fi
+keepalive_requests=10000000
+
+bash cmake/install-deps.sh wrk nginx python3
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+cmake --build "$build" >/dev/null
+kawipiko="$build/app/kawipiko"
+results="$build/http-results"
+mkdir -p "$results" "$build/http-archives"
+rm -f "$results"/*.tsv "$results"/meta.txt
+
+# The hold test needs 10,000 descriptors in the client and in each server, plus some.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if (($(ulimit -n) < hold_connections + 200)); then
+  hold_connections=$(($(ulimit -n) - 200))
+  echo "run-http.sh: warning: descriptor limit $(ulimit -n): the hold test uses $hold_connections connections" >&2
+fi
+
+work=$(mktemp -d /tmp/kawipiko-bench.XXXXXX)
+chmod 755 "$work"  # nginx's worker drops root and must read the sites
+pids=()
+stop_all() {
+  local pid
+  if [ -s "$work/startup.pid" ]; then pids+=("$(cat "$work/startup.pid")"); fi
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+trap 'stop_all; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "== $*" >&2; }
+
+# A port nobody listens on right now (the kernel picks it; taken again a moment later).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- data sets --------------------------------------------------------------------------------
+log "preparing the data sets in $work"
+g++ -std=c++20 -O2 -o "$work/floor" bench/floor.cpp
+mkdir -p "$work/hello" "$work/big" "$work/nginx-temp"
+printf 'Hello, world\n' >"$work/hello/index.html"
+head -c $((10 * 1024 * 1024)) /dev/urandom >"$work/big/blob.bin"
+cp -rL /usr/share/doc/python3.11/html "$work/docs"
+(cd "$work/docs" && find . -name '*.html' | sed 's/^\.//' | sort) >"$work/docs-paths.txt"
+
+# nginx's copy of the docs: hard links plus .gz siblings, kept only where kawipiko keeps a gzip
+# variant (saves at least 10% and 64 bytes; already-compressed formats are left alone).
+cp -al "$work/docs" "$work/docs-nginx"
+(cd "$work/docs-nginx" && find . -type f ! -regex '.*\.\(png\|jpe?g\|gif\|webp\|avif\|woff2?\|zip\|gz\|br\|mp3\|mp4\|webm\|pdf\)' -print0) \
+  >"$work/gz-candidates"
+(cd "$work/docs-nginx" && xargs -0 -r -n 64 -P "$(nproc)" gzip -9 -n -k -f) <"$work/gz-candidates"
+while IFS= read -r -d '' file; do
+  plain=$(stat -c %s "$work/docs-nginx/$file")
+  packed=$(stat -c %s "$work/docs-nginx/$file.gz")
+  if ((packed * 10 > plain * 9 || plain - packed < 64)); then rm "$work/docs-nginx/$file.gz"; fi
+done <"$work/gz-candidates"
+
+# The archives live in the build folder: a rebuild reuses their compressed variants (brotli at
+# level 11 takes about a minute on 2 cores the first time).
+archives="$build/http-archives"
+build_archive() { # <sources> <name> <compress>
+  "$kawipiko" archive --sources "$1" --archive "$archives/$2.cdb" --compress "$3" --quiet >/dev/null
+}
+log "building the archives in $archives"
+build_archive "$work/hello" hello identity
+build_archive "$work/big" big identity
+build_archive "$work/docs" docs-identity identity
+build_archive "$work/docs" docs-gzip gzip
+build_archive "$work/docs" docs-brotli brotli
+
+# --- servers ----------------------------------------------------------------------------------
+declare -A port server_pids  # by server name
+
+# Waits until 127.0.0.1:<port><path> answers 200 (10 s at most).
+wait_ready() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1$2" || true)" = 200 ]; then return 0; fi
+    sleep 0.05
+  done
+  echo "run-http.sh: error: nothing answers on 127.0.0.1:$1$2" >&2
+  exit 1
+}
+
+start_kawipiko() { # <name> <archive> [serve options...]
+  local name=$1 archive=$2
+  shift 2
+  port[$name]=$(free_port)
+  taskset -c 0 "$kawipiko" serve --archive "$archives/$archive.cdb" --bind "127.0.0.1:${port[$name]}" \
+    --threads 1 --quiet --max-requests-per-connection "$keepalive_requests" "$@" &
+  pids+=($!)
+  server_pids[$name]=$!
+}
+
+# nginx, with its pid, logs and temp paths under $work/<name>; sets port[<name>-hello],
+# port[<name>-docs] and port[<name>-big], and server_pids[<name>] to its master and worker.
+start_nginx() { # <name>
+  local name=$1 master worker site
+  for site in hello docs big; do port[$name-$site]=$(free_port); done
+  sed -e "s|@WORK@|$work/$name|g" -e "s|@PORT_HELLO@|${port[$name-hello]}|" \
+    -e "s|@PORT_DOCS@|${port[$name-docs]}|" -e "s|@PORT_BIG@|${port[$name-big]}|" \
+    -e "s|@KEEPALIVE_REQUESTS@|$keepalive_requests|" \
+    -e "s|worker_rlimit_nofile .*;|worker_rlimit_nofile $(ulimit -n);|" \
+    bench/nginx.conf.in >"$work/$name.conf"
+  mkdir -p "$work/$name/nginx-temp"
+  chmod 755 "$work/$name"
+  ln -s "$work/hello" "$work/docs-nginx" "$work/big" "$work/$name/"
+  taskset -c 0 nginx -p "$work/$name" -e "$work/$name/nginx-error.log" -c "$work/$name.conf" &
+  master=$!
+  pids+=("$master")
+  wait_ready "${port[$name-hello]}" /index.html
+  worker=$(pgrep -P "$master" | head -1)
+  server_pids[$name]="$master $worker"
+  for site in hello docs big; do server_pids[$name-$site]=${server_pids[$name]}; done
+}
+
+log "starting the servers (CPU 0)"
+start_kawipiko kawipiko-hello hello
+start_kawipiko kawipiko-docs docs-identity
+start_kawipiko kawipiko-gzip docs-gzip
+start_kawipiko kawipiko-br docs-brotli
+start_kawipiko kawipiko-big big
+port[floor]=$(free_port)
+taskset -c 0 "$work/floor" "${port[floor]}" &
+pids+=($!)
+server_pids[floor]=$!
+start_nginx nginx
+for name in kawipiko-hello kawipiko-docs kawipiko-gzip kawipiko-br floor; do
+  wait_ready "${port[$name]}" /index.html
+done
+wait_ready "${port[kawipiko-big]}" /blob.bin
+
+# --- what is measured -------------------------------------------------------------------------
+# scenario|label|server|path ("random" = wrk-random-paths.lua)|Accept-Encoding|expected coding
+targets=(
+  "hello|kawipiko|kawipiko-hello|/index.html||"
+  "hello|nginx|nginx-hello|/index.html||"
+  "hello|floor|floor|/index.html||"
+  "docs|kawipiko|kawipiko-docs|random||"
+  "docs|nginx|nginx-docs|random||"
+  "docs-gz|nginx-gzip_static|nginx-docs|random|gzip, br|gzip"
+  "docs-gz|kawipiko-gzip|kawipiko-gzip|random|gzip|gzip"
+  "docs-gz|kawipiko-br|kawipiko-br|random|gzip, br|br"
+  "big|kawipiko|kawipiko-big|/blob.bin||"
+  "big|nginx|nginx-big|/blob.bin||"
+)
+scenarios=(hello docs docs-gz big)
+
+# Checks one answer of every target before measuring: status 200, the expected coding and, when
+# it can be checked here, the body.
+log "checking the answers"
+for target in "${targets[@]}"; do
+  IFS='|' read -r scenario label server path accept coding <<<"$target"
+  [ "$path" = random ] && path=/library/os.html
+  headers=$(curl -s -D - -o "$work/answer" ${accept:+-H "Accept-Encoding: $accept"} "http://127.0.0.1:${port[$server]}$path" | tr -d '\r')
+  status=$(head -1 <<<"$headers" | cut -d' ' -f2)
+  got=$(sed -n 's/^[Cc]ontent-[Ee]ncoding: *//p' <<<"$headers")
+  source=$work/${scenario%-gz}$path
+  [ "$server" = floor ] && source=
+  if [ "$coding" = gzip ]; then gunzip -c "$work/answer" >"$work/answer.plain" && mv "$work/answer.plain" "$work/answer"; fi
+  if [ "$status" != 200 ] || [ "$got" != "$coding" ] || { [ -n "$source" ] && [ "$coding" != br ] && ! cmp -s "$work/answer" "$source"; }; then
+    echo "run-http.sh: error: $label ($scenario) answered $path with status '$status', coding '$got' (want 200, '$coding'), or a wrong body" >&2
+    exit 1
+  fi
+done
+
+# Sum of utime+stime, in clock ticks, of the given PIDs (the comm field may hold spaces).
+cpu_ticks() {
+  local total=0 pid stat fields
+  for pid in "$@"; do
+    stat=$(<"/proc/$pid/stat")
+    read -r -a fields <<<"${stat##*) }"
+    total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
+}
+
+# run_wrk <round|warmup> <scenario> <label> <server> <path> <accept> <connections> <seconds>
+run_wrk() {
+  local round=$1 scenario=$2 label=$3 server=$4 path=$5 accept=$6 conns=$7 seconds=$8
+  local script=bench/wrk-report.lua url="http://127.0.0.1:${port[$server]}$path" before after output line
+  local -a cpu_pids
+  read -r -a cpu_pids <<<"${server_pids[$server]}"
+  if [ "$path" = random ]; then script=bench/wrk-random-paths.lua url="http://127.0.0.1:${port[$server]}/"; fi
+  before=$(cpu_ticks "${cpu_pids[@]}")
+  output=$(BENCH_PATHS="$work/docs-paths.txt" BENCH_SEED=1 BENCH_DIR=bench \
+    taskset -c 1 wrk -t1 -c"$conns" -d"${seconds}s" --timeout 10s -s "$script" \
+    ${accept:+-H "Accept-Encoding: $accept"} "$url" 2>&1) || true
+  after=$(cpu_ticks "${cpu_pids[@]}")
+  for pid in "${cpu_pids[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "run-http.sh: error: $label (PID $pid) died during $scenario at $conns connections" >&2
+      exit 1
+    fi
+  done
+  [ "$round" = warmup ] && return 0
+  line=$(grep '^WRK ' <<<"$output" || true)
+  if [ -z "$line" ]; then
+    echo "run-http.sh: warning: wrk gave no result for $label $scenario c=$conns: $output" >&2
+    return 0
+  fi
+  declare -A v
+  for field in ${line#WRK }; do v[${field%%=*}]=${field#*=}; done
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$scenario" "$conns" "$label" \
+    "${v[requests]}" "${v[duration_us]}" "${v[bytes]}" "${v[p50_us]}" "${v[p99_us]}" \
+    "${v[errors]}" "${v[non2xx]}" "$((after - before))" >>"$results/runs.tsv"
+  printf '   round %s %-8s c=%-5s %-18s %9.0f req/s  p99 %6.2f ms  errors %s  non2xx %s\n' "$round" \
+    "$scenario" "$conns" "$label" "$(bc -l <<<"${v[requests]} * 1000000 / ${v[duration_us]}")" \
+    "$(bc -l <<<"${v[p99_us]} / 1000")" "${v[errors]}" "${v[non2xx]}" >&2
+}
+
+{
+  echo "# kawipiko vs nginx, $(date -u +%Y-%m-%dT%H:%MZ), mode: $( ((quick)) && echo quick || echo full), $rounds round(s) of ${duration} s runs"
+  echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r)"
+  echo "# kawipiko $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- lib app 2>/dev/null || echo ' (modified)'), $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(dpkg-query -W -f='${Version}' wrk)"
+  echo "# command: $command"
+  echo "# servers on CPU 0, wrk -t1 on CPU 1; docs: $(wc -l <"$work/docs-paths.txt") pages requested at random (seeded)"
+} >"$results/meta.txt"
+
+log "warming up (${warmup} s per target, not recorded)"
+for target in "${targets[@]}"; do
+  IFS='|' read -r scenario label server path accept coding <<<"$target"
+  run_wrk warmup "$scenario" "$label" "$server" "$path" "$accept" 16 "$warmup"
+done
+
+for ((round = 1; round <= rounds; round++)); do
+  log "round $round of $rounds"
+  for scenario in "${scenarios[@]}"; do
+    counts=("${connection_counts[@]}")
+    [ "$scenario" = big ] && counts=(16)
+    mine=()
+    for target in "${targets[@]}"; do [ "${target%%|*}" = "$scenario" ] && mine+=("$target"); done
+    for conns in "${counts[@]}"; do
+      # Rotated each round, so that no server always runs first (or right after another).
+      for ((i = 0; i < ${#mine[@]}; i++)); do
+        IFS='|' read -r _ label server path accept coding <<<"${mine[(i + round - 1) % ${#mine[@]}]}"
+        run_wrk "$round" "$scenario" "$label" "$server" "$path" "$accept" "$conns" "$duration"
+      done
+    done
+  done
+done
+stop_all
+
+# --- hold test: fresh servers, so that the peak RSS is this test's ---------------------------
+log "hold test: $hold_connections connections for $hold_seconds s"
+hold() { # <label> <port> <pids...>
+  local label=$1 hold_port=$2 line
+  shift 2
+  line=$(taskset -c 1 python3 bench/hold-connections.py "$hold_port" /index.html "$hold_connections" \
+    "$hold_seconds" 2 "$@")
+  declare -A v
+  for field in ${line#HOLD }; do v[${field%%=*}]=${field#*=}; done
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$hold_connections" "$hold_seconds" \
+    "${v[open_min]}" "${v[requests]}" "${v[errors]}" "${v[non2xx]}" "${v[connect_s]}" \
+    "${v[rss_max_kib]}" "${v[hwm_kib]}" "$(stat -c %s "$archives/docs-identity.cdb")" >>"$results/hold.tsv"
+  echo "   $line" >&2
+}
+start_kawipiko kawipiko-hold docs-identity
+wait_ready "${port[kawipiko-hold]}" /index.html
+hold kawipiko "${port[kawipiko-hold]}" ${server_pids[kawipiko-hold]}
+stop_all
+start_nginx nginx-hold
+hold nginx "${port[nginx-hold-docs]}" ${server_pids[nginx-hold]}
+stop_all
+
+# --- start-up time ----------------------------------------------------------------------------
+log "start-up time, $startup_repeats times each"
+for mode in mmap "--archive-inmem --index-all"; do
+  for ((i = 1; i <= startup_repeats; i++)); do
+    startup_port=$(free_port)
+    flags=()
+    [ "$mode" != mmap ] && read -r -a flags <<<"$mode"
+    line=$(python3 bench/startup-time.py "$work/startup.pid" "$startup_port" / -- \
+      taskset -c 0 "$kawipiko" serve --archive "$archives/docs-gzip.cdb" \
+      --bind "127.0.0.1:$startup_port" --quiet "${flags[@]}")
+    rm -f "$work/startup.pid"
+    printf '%s\t%s\t%s\n' "docs-gzip.cdb, $mode" "$i" "${line#STARTUP ms=}" >>"$results/startup.tsv"
+  done
+done
+
+python3 bench/http-table.py "$results" | tee "$build/http-results.txt"
+echo "table written to $build/http-results.txt (raw figures in $results/)"
+
+if ((with_archiver)); then
+  bash bench/archive-python-docs.sh "$build"
+fi
