@@ -121,7 +121,7 @@ TEST_CASE("a worker process that keeps dying stops the server with exit 1",
   CHECK(supervised.errors().find("a worker process keeps dying; stopping") != std::string::npos);
 }
 
-TEST_CASE("--profile-cpu writes a pprof CPU profile at exit", "[e2e][serve][net][profile]") {
+TEST_CASE("a CPU profile (--profile-cpu) is written in pprof format at exit", "[e2e][serve][net][profile]") {
   if (::system("ls /usr/lib/*/libprofiler.so.0 >/dev/null 2>&1") != 0) {
     FAIL("libprofiler.so.0 is missing: install libgoogle-perftools4 (cmake/install-deps.sh does)");
   }
@@ -141,7 +141,7 @@ TEST_CASE("--profile-cpu writes a pprof CPU profile at exit", "[e2e][serve][net]
   CHECK(words[2] == 0);
 }
 
-TEST_CASE("--profile-mem writes a heap profile at exit", "[e2e][serve][net][profile]") {
+TEST_CASE("a heap profile (--profile-mem) is written at exit", "[e2e][serve][net][profile]") {
 #if defined(KAWIPIKO_SANITIZED)
   WARN("a sanitized build cannot preload tcmalloc: covered by unsanitized builds only");
 #else
