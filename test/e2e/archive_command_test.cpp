@@ -270,3 +270,27 @@ TEST_CASE("python3.11-doc archives reproducibly across job counts, folders and m
   CHECK(index.exit_code == 0);
   CHECK(index.out.rfind("200 3\n", 0) == 0);
 }
+
+TEST_CASE("on a terminal a progress bar is drawn on stderr, and --quiet silences it",
+          "[e2e][progress]") {
+  if (::system("command -v script >/dev/null 2>&1") != 0) {
+    FAIL("the script command (util-linux) is missing");
+  }
+  temp_folder sources, out;
+  for (int i = 0; i < 30; ++i) sources.write("p" + std::to_string(i) + ".html", "page");
+  const auto target = out / "site.cdb";
+  // script(1) runs the archiver on a pseudo-terminal and copies what it shows to stdout.
+  const auto on_terminal = [&](const std::string& extra) {
+    return run("script -qec \"" + archive_command(sources.path(), target, extra) + "\" /dev/null",
+               out.path());
+  };
+  auto result = on_terminal("");
+  REQUIRE(result.exit_code == 0);
+  CHECK(result.out.find("\r[========================] 100% 30/30 files") != std::string::npos);
+  CHECK(result.out.find("ETA ") != std::string::npos);
+  CHECK(result.out.find("archived 30 files") != std::string::npos);
+  result = on_terminal("--quiet");
+  REQUIRE(result.exit_code == 0);
+  CHECK(result.out.find("\r[") == std::string::npos);
+  CHECK(result.out.find("archived 30 files") != std::string::npos);
+}

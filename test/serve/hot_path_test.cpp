@@ -1,0 +1,90 @@
+// The steady-state request path allocates nothing: parse_request and handler::respond are run
+// over every kind of answer with the global operator new counting. A test binary of its own,
+// since it replaces operator new for the whole program.
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "archive/builder.hpp"
+#include "serve/handler.hpp"
+#include "serve/parser.hpp"
+#include "support/temp_folder.hpp"
+
+namespace {
+std::atomic<std::size_t> allocations{0};
+}  // namespace
+
+void* operator new(std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+
+namespace serve = kawipiko::serve;
+namespace archive = kawipiko::archive;
+using kawipiko::test::compressible_text;
+using kawipiko::test::temp_folder;
+
+TEST_CASE("parsing and answering requests allocates nothing", "[serve][hot]") {
+  temp_folder sources, out;
+  sources.write("index.html", compressible_text(20000));
+  sources.write("docs/index.html", "docs");
+  sources.write("app/_wildcard.html", "spa");
+  sources.write("private/_404.html", "missing");
+  archive::build_options build;
+  build.sources = sources.str();
+  build.archive = (out / "site.cdb").string();
+  build.codecs = {{archive::encoding::br, 1}, {archive::encoding::gzip, 1}};
+  build.jobs = 1;
+  archive::build(build);
+
+  for (const bool indexed : {false, true}) {
+    serve::options opts;
+    opts.archive = build.archive;
+    opts.index_paths = indexed;
+    const serve::site site(opts);
+    serve::handler handler(site, true);
+    auto out_batch = std::make_unique<serve::output>();
+    const std::vector<std::string> requests = {
+        "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip, br\r\n\r\n",
+        "GET /index.html HTTP/1.1\r\nHost: a\r\nRange: bytes=0-9,100-199,50-60\r\n\r\n",
+        "GET /index.html HTTP/1.1\r\nHost: a\r\nRange: bytes=5-\r\n\r\n",
+        "GET /index.html HTTP/1.1\r\nHost: a\r\nIf-None-Match: W/\"x\", *\r\n\r\n",
+        "HEAD /docs?utm=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /app/deep/link HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /private/x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        "GET /nothing/here HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+        "DELETE / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+    };
+    const auto before = allocations.load();
+    std::size_t answered = 0;
+    for (int round = 0; round < 3; ++round) {
+      for (const auto& text : requests) {
+        out_batch->clear();
+        serve::request req;
+        const auto parsed = serve::parse_request(text, 16 * 1024, req);
+        if (parsed.status == serve::parse_status::complete) {
+          (void)handler.respond(req, false, "Date: x\r\n", *out_batch);
+        } else {
+          (void)handler.respond_error(400, false, true, "Date: x\r\n", *out_batch);
+        }
+        if (!out_batch->parts().empty()) ++answered;
+      }
+    }
+    CHECK(answered == 3u * requests.size());
+    CHECK(allocations.load() - before == 0);
+  }
+}
