@@ -192,6 +192,9 @@ int run(int argc, char** argv) {
 
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
+  // Past a file size limit (ulimit -f) a write must fail with EFBIG, reported and cleaned up,
+  // rather than the signal killing the process and leaving the temp file behind.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   archive::build_hooks hooks;
   const bool terminal = ::isatty(STDERR_FILENO) != 0;

@@ -208,6 +208,13 @@ build_stats build(const build_options& options, const build_hooks& hooks) {
             static_cast<std::uint64_t>(target_info.st_ino)};
   }
   const source_tree tree = walk(options.sources, skip);
+  // A file that alone passes the format's 4 GiB is refused before anything is read or written;
+  // a tree that passes it in total is refused by the writer, before the record that would.
+  for (const auto& file : tree.files) {
+    if (file.size > cdb::writer::max_size - 2048) {
+      throw_error("file too large for the 4 GiB limit of the archive format", file.file);
+    }
+  }
 
   std::optional<base::mapped_file> previous_file;
   std::optional<reader> previous;

@@ -101,6 +101,92 @@ bool decode_entry(std::string_view value, const cdb::reader& db, entry& out) noe
   return block_at == value.size();
 }
 
+namespace {
+
+bool is_token_char(unsigned char c) noexcept {
+  if (c >= '0' && c <= '9') return true;
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
+  switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_well_formed(const variant& v, unsigned status) noexcept {
+  const std::string_view block = v.block;
+  const auto ends_line = [&](std::size_t length) {
+    return length == 0 || (length >= 2 && block.substr(length - 2, 2) == "\r\n");
+  };
+  if (!ends_line(v.length_304) || !ends_line(v.length_partial)) return false;
+  bool has_length = false;
+  std::size_t at = 0, line_number = 0;
+  while (at < block.size()) {
+    const auto end = block.find("\r\n", at);
+    if (end == std::string_view::npos) return false;
+    const auto line = block.substr(at, end - at);
+    const auto colon = line.find(':');
+    if (colon == 0 || colon == std::string_view::npos) return false;
+    for (std::size_t i = 0; i < colon; ++i) {
+      if (!is_token_char(static_cast<unsigned char>(line[i]))) return false;
+    }
+    const auto name = line.substr(0, colon);
+    const auto value = line.substr(colon + 1);
+    for (const char ch : value) {
+      const auto c = static_cast<unsigned char>(ch);
+      if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+    }
+    if (status == 308 && line_number == 0 && name != "Location") return false;
+    if (name == "Content-Length") {
+      if (value.size() < 2 || value.size() > 21 || value[0] != ' ') return false;
+      std::uint64_t number = 0;
+      for (const char digit : value.substr(1)) {
+        if (digit < '0' || digit > '9') return false;
+        number = number * 10 + static_cast<std::uint64_t>(digit - '0');
+      }
+      if (number != v.body.size()) return false;
+      has_length = true;
+    }
+    at = end + 2;
+    ++line_number;
+  }
+  if (!has_length) return false;
+  if (!v.etag.empty()) {
+    if (v.etag.size() < 2 || v.etag.front() != '"' || v.etag.back() != '"') return false;
+    for (const char ch : v.etag.substr(1, v.etag.size() - 2)) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c <= 0x20 || c == '"' || c == 0x7f) return false;
+    }
+    if (block.substr(0, 6) != "ETag: ") return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool is_well_formed(const entry& e) noexcept {
+  if (e.status != 200 && e.status != 308 && e.status != 404) return false;
+  for (std::size_t i = 0; i < e.count; ++i) {
+    if (!is_well_formed(e.variants[i], e.status)) return false;
+  }
+  return true;
+}
+
 std::string encode_entry(unsigned status, const variant_spec* variants, std::size_t count) {
   using namespace schema;
   if (status > 999 || count == 0 || count > max_variants) {

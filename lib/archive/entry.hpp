@@ -33,6 +33,13 @@ struct entry {
 // lies outside the records area; `out` is then unspecified.
 [[nodiscard]] bool decode_entry(std::string_view value, const cdb::reader& db, entry& out) noexcept;
 
+// Whether a decoded entry's header blocks are well-formed HTTP: every line "Name: value\r\n" with
+// a token name and no control byte in the value, the 304 and partial prefixes ending on line
+// boundaries, a quoted ETag, a Content-Length equal to the body's size (a redirect: 0 and a
+// Location first). The server checks every entry once, at open, so that a corrupt block is
+// answered with a 500 and never sent. Allocates nothing.
+[[nodiscard]] bool is_well_formed(const entry& e) noexcept;
+
 // What the builder knows of one variant before it is encoded.
 struct variant_spec {
   encoding coding;

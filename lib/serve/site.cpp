@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "archive/schema.hpp"
 #include "base/error.hpp"
 
 namespace kawipiko::serve {
@@ -28,19 +29,39 @@ archive::reader open_reader(const base::mapped_file& file) {
 }  // namespace
 
 site::site(const options& opts) : file_(open_file(opts)), reader_(open_reader(file_)) {
-  if (!opts.index_paths && !opts.index_content) return;
-  // Every key that is a request path holds an entry; decode each once, now. A corrupt one is
-  // left out of the index, so that a request for it meets the same 500 as without the index.
+  // Every entry is decoded and its header blocks checked once, now: the hot path then sends
+  // blocks as they are. A malformed one is remembered and answered with a 500 (and left out of
+  // the index), as the one bad record it is; the rest of the archive is served.
+  const bool indexing = opts.index_paths || opts.index_content;
   std::error_code error;
   reader_.database().for_each(
       [&](std::string_view key, std::string_view value, std::size_t) {
-        if (key.empty() || key.front() != '/') return;
+        const bool is_path = !key.empty() && key.front() == '/';
+        if (!is_path && !key.starts_with(archive::schema::fallback_prefix)) return;
         archive::entry entry;
-        if (!archive::decode_entry(value, reader_.database(), entry)) return;
-        index_.try_emplace(key, entry);  // the first record of a key wins, as in a CDB lookup
+        if (!archive::decode_entry(value, reader_.database(), entry)) return;  // 500 on lookup
+        if (!archive::is_well_formed(entry)) {
+          malformed_.insert(entry.variants[0].block.data());
+          return;
+        }
+        if (indexing && is_path) index_.try_emplace(key, entry);  // the first record wins
       },
       error);
-  if (error) base::throw_error("cannot index", file_.path(), error.message());
+  if (error) base::throw_error("cannot read", file_.path(), error.message());
+}
+
+archive::lookup_status site::checked(archive::lookup_status status,
+                                     const archive::entry& e) const noexcept {
+  if (status == archive::lookup_status::found && !malformed_.empty() &&
+      malformed_.contains(e.variants[0].block.data())) {
+    return archive::lookup_status::corrupt;
+  }
+  return status;
+}
+
+archive::lookup_status site::find_fallback(std::string_view path,
+                                           archive::entry& out) const noexcept {
+  return checked(reader_.find_fallback(path, out), out);
 }
 
 archive::lookup_status site::find(std::string_view path, archive::entry& out) const noexcept {
@@ -48,12 +69,12 @@ archive::lookup_status site::find(std::string_view path, archive::entry& out) co
     const auto found = index_.find(path);
     if (found == index_.end()) {
       // Not indexed: missing, or a corrupt record the index left out; the archive says which.
-      return reader_.find(path, out);
+      return checked(reader_.find(path, out), out);
     }
     out = found->second;
     return archive::lookup_status::found;
   }
-  return reader_.find(path, out);
+  return checked(reader_.find(path, out), out);
 }
 
 }  // namespace kawipiko::serve

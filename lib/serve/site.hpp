@@ -6,6 +6,7 @@
 #include <memory>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "archive/reader.hpp"
 #include "base/mapped_file.hpp"
@@ -22,18 +23,23 @@ class site {
   [[nodiscard]] archive::lookup_status find(std::string_view path,
                                             archive::entry& out) const noexcept;
   [[nodiscard]] archive::lookup_status find_fallback(std::string_view path,
-                                                     archive::entry& out) const noexcept {
-    return reader_.find_fallback(path, out);
-  }
+                                                     archive::entry& out) const noexcept;
 
   [[nodiscard]] std::size_t size() const noexcept { return file_.size(); }
   [[nodiscard]] std::size_t indexed() const noexcept { return index_.size(); }
+  // Entries whose header blocks failed the check at open: each is answered with a 500.
+  [[nodiscard]] std::size_t malformed() const noexcept { return malformed_.size(); }
   [[nodiscard]] const archive::reader& reader() const noexcept { return reader_; }
 
  private:
   base::mapped_file file_;
   archive::reader reader_;
+  [[nodiscard]] archive::lookup_status checked(archive::lookup_status status,
+                                               const archive::entry& e) const noexcept;
+
   std::unordered_map<std::string_view, archive::entry> index_;
+  // Malformed entries, by where their value starts (stable for the image's lifetime).
+  std::unordered_set<const char*> malformed_;
 };
 
 }  // namespace kawipiko::serve

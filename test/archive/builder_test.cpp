@@ -540,3 +540,28 @@ TEST_CASE("bad options are refused before anything is written", "[archive][error
   CHECK_THROWS_AS(archive::build(options), std::invalid_argument);
   CHECK_FALSE(fs::exists(options.archive));
 }
+
+TEST_CASE("a file that changes size while it is read stops the run, naming it",
+          "[archive][errors][hostile]") {
+  // Through the library, so that the change lands between the walk and the read: the pipeline
+  // runs at most a few files ahead of the writer, and the progress hook runs after the first.
+  temp_folder sources, out;
+  for (int i = 0; i < 60; ++i) sources.write("a" + std::to_string(100 + i) + ".txt", "x");
+  const auto late = sources.write("zzz.txt", "short");
+  archive::build_options options;
+  options.sources = sources.str();
+  options.archive = (out / "site.cdb").string();
+  options.codecs = {};
+  options.jobs = 1;
+  archive::build_hooks hooks;
+  bool changed = false;
+  hooks.progress = [&](const archive::progress_event&) {
+    if (changed) return;
+    changed = true;
+    std::ofstream(late, std::ios::app) << " and longer now";
+  };
+  CHECK_THROWS_WITH(archive::build(options, hooks),
+                    "file changed size while being read '" + late.string() + "'");
+  CHECK_FALSE(fs::exists(options.archive));
+  CHECK(temp_leftovers(out.path()).empty());
+}

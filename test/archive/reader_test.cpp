@@ -177,3 +177,37 @@ TEST_CASE("every byte flipped in a built archive gives an error or an answer, ne
   CHECK(opened + refused == 600);
   CHECK(opened > 0);
 }
+
+TEST_CASE("header blocks are checked for well-formed HTTP lines and a true Content-Length",
+          "[archive][corrupt]") {
+  temp_folder scratch;
+  const std::string body = "0123456789";
+  const auto image = cdb_image(
+      {{std::string(schema::schema_key), std::string(schema::schema_value)}, {"body", body}},
+      scratch);
+  const archive::reader reader(bytes_of(image));
+  const auto position = static_cast<std::uint32_t>(image.find(body));
+  const auto decode = [&](unsigned status, const std::string& block, std::size_t l304,
+                          std::size_t partial, std::size_t etag) {
+    archive::variant_spec spec{archive::encoding::identity, position, 10, block, l304, partial,
+                               etag};
+    archive::entry entry;
+    REQUIRE(archive::decode_entry(archive::encode_entry(status, &spec, 1), reader.database(),
+                                  entry));
+    return archive::is_well_formed(entry);
+  };
+  const std::string good =
+      "ETag: \"abc\"\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n";
+  CHECK(decode(200, good, 13, 39, 5));
+  CHECK_FALSE(decode(200, "ETag: \"abc\"\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n",
+                     13, 39, 5));
+  CHECK_FALSE(decode(200, "ETag: \"abc\"\r\nContent(Type: text/plain\r\nContent-Length: 10\r\n",
+                     13, 39, 5));
+  CHECK_FALSE(decode(200, "ETag: \"abc\"\r\nContent-Type: te\nxt/plain\r\nContent-Length: 10\r\n",
+                     13, 40, 5));
+  CHECK_FALSE(decode(200, "ETag: \"abc\"\r\nContent-Type: text/plain\r\n", 13, 39, 5));
+  CHECK_FALSE(decode(200, good, 12, 39, 5));  // a prefix that ends inside a line
+  CHECK_FALSE(decode(200, "ETag: \"a c\"\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n",
+                     13, 39, 5));
+  CHECK_FALSE(decode(299, good, 13, 39, 5));
+}

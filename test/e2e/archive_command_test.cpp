@@ -4,12 +4,15 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -293,4 +296,75 @@ TEST_CASE("on a terminal a progress bar is drawn on stderr, and --quiet silences
   REQUIRE(result.exit_code == 0);
   CHECK(result.out.find("\r[") == std::string::npos);
   CHECK(result.out.find("archived 30 files") != std::string::npos);
+}
+
+TEST_CASE("hostile source trees: a socket, a full disk, an unwritable target folder, a huge file",
+          "[e2e][errors][hostile]") {
+  temp_folder sources, out;
+  sources.write("index.html", compressible_text(300000, 9));
+  const auto target = out / "site.cdb";
+  REQUIRE(run(archive_command(sources.path(), target, "--quiet"), out.path()).exit_code == 0);
+  const std::string before = read_file(target);
+  std::string expected;
+
+  SECTION("a UNIX socket in the tree") {
+    const auto path = sources / "control.sock";
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    REQUIRE(path.string().size() < sizeof address.sun_path);
+    std::strcpy(address.sun_path, path.c_str());
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    ::close(fd);
+    expected = "socket or device) '" + path.string() + "'";
+  }
+  SECTION("a full disk (a file size limit stands in for it)") {
+    sources.write("more.html", compressible_text(300000, 10));
+    // ulimit -f counts 512-byte blocks in dash: 200 blocks = 100 KB, far below the archive.
+    const auto result =
+        run("ulimit -f 200 && " + archive_command(sources.path(), target, "--quiet --no-reuse"),
+            out.path());
+    CHECK(result.exit_code == 1);
+    CHECK(result.err.find("cannot write") != std::string::npos);
+    CHECK(result.err.find("File too large") != std::string::npos);
+    CHECK(read_file(target) == before);
+    CHECK_FALSE(has_temp_files(out.path()));
+    return;
+  }
+  SECTION("a file over 4 GiB (sparse) is refused before anything is read") {
+    const auto huge = sources / "huge.bin";
+    { std::ofstream(huge, std::ios::binary) << 'x'; }
+    fs::resize_file(huge, (std::uintmax_t{4} << 30) + 1);
+    expected = "file too large for the 4 GiB limit of the archive format '" + huge.string() + "'";
+  }
+  SECTION("a target folder that is not writable") {
+    if (::system("command -v setpriv >/dev/null 2>&1") != 0) {
+      FAIL("setpriv (util-linux) is missing");
+    }
+    temp_folder locked;
+    fs::permissions(sources.path(), fs::perms::all);
+    fs::permissions(sources / "index.html", fs::perms::all);
+    fs::permissions(locked.path(), fs::perms::owner_all | fs::perms::group_read |
+                                       fs::perms::group_exec | fs::perms::others_read |
+                                       fs::perms::others_exec);  // 0755, owned by root
+    const auto result = run("setpriv --reuid=nobody --regid=nogroup --clear-groups " +
+                                archive_command(sources.path(), locked / "site.cdb", "--quiet"),
+                            out.path());
+    if (::geteuid() != 0) {
+      WARN("not root: the folder is ours, so it is writable; skipped");
+      return;
+    }
+    CHECK(result.exit_code == 1);
+    CHECK(result.err.find("cannot create a temp file beside '" + (locked / "site.cdb").string() +
+                          "': Permission denied") != std::string::npos);
+    CHECK(fs::is_empty(locked.path()));
+    return;
+  }
+  const auto result = run(archive_command(sources.path(), target, "--quiet"), out.path());
+  CHECK(result.exit_code == 1);
+  CHECK(result.err.find(expected) != std::string::npos);
+  CHECK(count_lines(result.err, "") == 1);
+  CHECK(read_file(target) == before);
+  CHECK_FALSE(has_temp_files(out.path()));
 }
