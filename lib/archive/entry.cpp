@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "archive/schema.hpp"
+#include "http/syntax.hpp"
 
 namespace kawipiko::archive {
 
@@ -103,31 +104,6 @@ bool decode_entry(std::string_view value, const cdb::reader& db, entry& out) noe
 
 namespace {
 
-bool is_token_char(unsigned char c) noexcept {
-  if (c >= '0' && c <= '9') return true;
-  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
 bool is_well_formed(const variant& v, unsigned status) noexcept {
   const std::string_view block = v.block;
   const auto ends_line = [&](std::size_t length) {
@@ -143,7 +119,7 @@ bool is_well_formed(const variant& v, unsigned status) noexcept {
     const auto colon = line.find(':');
     if (colon == 0 || colon == std::string_view::npos) return false;
     for (std::size_t i = 0; i < colon; ++i) {
-      if (!is_token_char(static_cast<unsigned char>(line[i]))) return false;
+      if (!http::syntax::is_token_char(line[i])) return false;
     }
     const auto name = line.substr(0, colon);
     const auto value = line.substr(colon + 1);

@@ -3,47 +3,14 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "http/syntax.hpp"
+
 namespace kawipiko::http {
 namespace {
 
-constexpr bool is_ows(char c) noexcept {
-  return c == ' ' || c == '\t';
-}
-
-constexpr std::string_view trim(std::string_view text) noexcept {
-  while (!text.empty() && is_ows(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_ows(text.back())) text.remove_suffix(1);
-  return text;
-}
-
-// tchar (RFC 9110 §5.6.2).
-constexpr bool is_token_char(char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-constexpr char to_lower(char c) noexcept {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
+using syntax::is_token_char;
+using syntax::to_lower;
+using syntax::trim;
 
 constexpr bool equals_nocase(std::string_view text, std::string_view lower) noexcept {
   if (text.size() != lower.size()) return false;

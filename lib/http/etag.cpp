@@ -2,18 +2,13 @@
 
 #include <cstddef>
 
+#include "http/syntax.hpp"
+
 namespace kawipiko::http {
 namespace {
 
-constexpr bool is_ows(char c) noexcept {
-  return c == ' ' || c == '\t';
-}
-
-constexpr std::string_view trim(std::string_view text) noexcept {
-  while (!text.empty() && is_ows(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_ows(text.back())) text.remove_suffix(1);
-  return text;
-}
+using syntax::is_ows;
+using syntax::trim;
 
 // opaque-tag = DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text.
 constexpr bool is_opaque_tag(std::string_view tag) noexcept {

@@ -3,22 +3,13 @@
 #include <algorithm>
 #include <limits>
 
+#include "http/syntax.hpp"
+
 namespace kawipiko::http {
 namespace {
 
-constexpr bool is_ows(char c) noexcept {
-  return c == ' ' || c == '\t';
-}
-
-constexpr std::string_view trim(std::string_view text) noexcept {
-  while (!text.empty() && is_ows(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_ows(text.back())) text.remove_suffix(1);
-  return text;
-}
-
-constexpr char to_lower(char c) noexcept {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
+using syntax::to_lower;
+using syntax::trim;
 
 // 1 to 19 decimal digits. 19 nines is below 2^64 - 1, so the cap alone rules out overflow.
 constexpr bool parse_number(std::string_view text, std::uint64_t& value) noexcept {
