@@ -65,7 +65,8 @@ int run(int argc, char** argv) {
       po::value(&opts.limits.requests_per_connection)->value_name("<n>"),
       "then the connection is closed (default 100000)")(
       "max-connections", po::value(&opts.limits.connections)->value_name("<n>"),
-      "open connections per process; past it new ones are closed at once (default 100000)")(
+      "open connections per process; past it new ones are closed at once (default: as many as "
+      "the descriptor limit allows)")(
       "debug", po::bool_switch(&opts.debug), "log one line per request on stderr")(
       "quiet", po::bool_switch(&opts.quiet), "no start-up line")("help,h", "show this help");
 
@@ -98,7 +99,8 @@ int run(int argc, char** argv) {
     if (!(seconds > 0 && seconds <= 86400))
       throw usage_error("timeouts must be 0 to 86400 seconds");
   }
-  if (opts.limits.requests_per_connection == 0 || opts.limits.connections == 0) {
+  if (opts.limits.requests_per_connection == 0 ||
+      (values.count("max-connections") != 0 && opts.limits.connections == 0)) {
     throw usage_error("--max-requests-per-connection and --max-connections must be at least 1");
   }
   const auto ms = [](double s) {

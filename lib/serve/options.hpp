@@ -14,7 +14,10 @@ struct limits {
   std::chrono::milliseconds write_timeout{30'000};   // without any write progress (slow readers)
   std::chrono::milliseconds shutdown_grace{10'000};  // in-flight responses on SIGINT/SIGTERM
   std::size_t requests_per_connection = 100'000;     // then "Connection: close"
-  std::size_t connections = 100'000;                 // open per process; past it: closed at once
+  // Open connections per process; past it new ones are closed at once. 0: as many as the
+  // descriptor limit allows (its hard limit, which the server raises itself to, minus what the
+  // process has open and a few spare).
+  std::size_t connections = 0;
   bool timeouts = true;                              // --timeout-disable
 };
 

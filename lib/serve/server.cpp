@@ -1,5 +1,6 @@
 #include "serve/server.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -38,6 +40,30 @@ void raise_descriptor_limit() {
   }
 }
 
+rlim_t descriptor_limit() {
+  rlimit limit{};
+  return ::getrlimit(RLIMIT_NOFILE, &limit) == 0 ? limit.rlim_cur : RLIM_INFINITY;
+}
+
+// Connections this process can hold within its descriptor limit, counting what is open now (the
+// listeners, the event loops, the archive) and keeping a few spare for the rest of the process.
+// Accepting past it would end in EMFILE, where the listen backlog only grows; under the cap an
+// excess connection is closed at once, which the client sees straight away.
+std::size_t descriptor_budget() {
+  constexpr std::size_t spare = 16;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  std::size_t open = 0;
+  if (DIR* folder = ::opendir("/proc/self/fd")) {
+    while (const dirent* entry = ::readdir(folder)) open += entry->d_name[0] != '.';
+    ::closedir(folder);
+  } else {
+    return SIZE_MAX;  // no /proc: rely on accept's EMFILE back-off alone
+  }
+  const auto total = static_cast<std::size_t>(limit.rlim_cur);
+  return total > open + spare ? total - open - spare : 1;
+}
+
 sigset_t stop_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -62,6 +88,17 @@ int serve_process(const site& s, const options& opts, tcp::endpoint endpoint, bo
     workers.push_back(std::make_unique<worker>(s, opts, endpoint, connections));
     // Port 0: the first worker's ephemeral port is everyone's.
     if (i == 0) endpoint = workers.front()->local_endpoint();
+  }
+  // Connections stay within the descriptor limit. Only an explicit --max-connections that the
+  // limit cannot honour is worth a line; by default the limit is the cap.
+  const std::size_t budget = descriptor_budget();
+  for (auto& w : workers) w->limit_connections(budget);
+  if (opts.limits.connections > budget && !opts.quiet) {  // each process: the cap is per process
+    std::fprintf(stderr,
+                 "kawipiko serve: note: --max-connections %zu lowered to %zu by the descriptor "
+                 "limit (%llu; raise it with ulimit -n)\n",
+                 opts.limits.connections, budget,
+                 static_cast<unsigned long long>(descriptor_limit()));
   }
   if (ready_fd >= 0) {
     const char ready = 1;

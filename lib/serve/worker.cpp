@@ -348,6 +348,7 @@ worker::worker(const site& s, const options& opts, const tcp::endpoint& endpoint
                std::atomic<std::size_t>& connections)
     : options_(opts),
       connections_(connections),
+      max_connections_(opts.limits.connections != 0 ? opts.limits.connections : SIZE_MAX),
       acceptor_(io_),
       sweep_timer_(io_),
       accept_timer_(io_),
@@ -411,14 +412,23 @@ void worker::on_accept(const boost::system::error_code& ec, tcp::socket socket) 
   if (draining_) return;
   if (ec) {
     if (ec == net::error::operation_aborted) return;
-    // Out of descriptors or memory: back off a moment instead of spinning on accept.
+    // Out of descriptors or memory: back off a moment instead of spinning on accept. Waiting
+    // clients stay in the listen backlog and are served once descriptors are free again (as
+    // nginx does), rather than being accepted only to be closed. The operator gets one line per
+    // 10 s per thread, so a flood cannot flood the log too.
+    const auto now = clock_type::now();
+    if (now >= next_accept_warning_) {
+      next_accept_warning_ = now + std::chrono::seconds(10);
+      std::fprintf(stderr, "kawipiko serve: warning: accept failed: %s; retrying every 50 ms\n",
+                   ec.message().c_str());
+    }
     accept_timer_.expires_after(std::chrono::milliseconds(50));
     accept_timer_.async_wait([this](const boost::system::error_code& e) {
       if (!e && !draining_) do_accept();
     });
     return;
   }
-  if (connections_.fetch_add(1, std::memory_order_relaxed) >= options_.limits.connections) {
+  if (connections_.fetch_add(1, std::memory_order_relaxed) >= max_connections_) {
     connections_.fetch_sub(1, std::memory_order_relaxed);
     boost::system::error_code ignored;
     socket.close(ignored);  // over the cap: closed at once

@@ -8,6 +8,7 @@
 // unfinished request (or of an unfinished write) with the connection. Timeouts are checked by
 // one coarse sweep per worker, not by a timer per connection.
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -45,6 +46,10 @@ class worker {
 
   [[nodiscard]] boost::asio::ip::tcp::endpoint local_endpoint() const;
 
+  // Lowers the per-process connection cap (options' --max-connections) to `cap`; call before
+  // run(). The server uses it to keep connections within the descriptor limit.
+  void limit_connections(std::size_t cap) noexcept { max_connections_ = std::min(max_connections_, cap); }
+
  private:
   friend class session;
 
@@ -58,6 +63,7 @@ class worker {
 
   const options& options_;
   std::atomic<std::size_t>& connections_;
+  std::size_t max_connections_;
   boost::asio::io_context io_{1};
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer sweep_timer_;
@@ -69,6 +75,7 @@ class worker {
   session* sessions_ = nullptr;  // a doubly linked list through the sessions themselves
   bool draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_{};
+  std::chrono::steady_clock::time_point next_accept_warning_{};  // accept errors: one line per 10 s
 };
 
 }  // namespace kawipiko::serve
