@@ -165,16 +165,15 @@ inline std::vector<byterange_part> parse_byteranges(std::string_view body,
   return parts;
 }
 
-// --- The server process ------------------------------------------------------------------------
+// --- Child processes and the server process ---------------------------------------------------
 
-class server_process {
+class child_process {
  public:
-  // Starts `binary` with `args` in a process group of its own, its stdout on a pipe, its stderr
-  // in an anonymous temp file, stdin from /dev/null; then waits (at most `bound`) for its
-  // start-up line "... on http://<ip>:<port>" and takes the port from it. Throws
-  // std::runtime_error (having stopped the process) if it exits or stays silent.
-  server_process(const std::string& binary, const std::vector<std::string>& args,
-                 milliseconds bound = default_bound) {
+  // Starts `binary` with `args` in a process group of its own, its stdout on a pipe (or, with
+  // `stdout_to_pipe` false, with its stderr), its stderr in an anonymous temp file, stdin from
+  // /dev/null. Throws std::runtime_error if it cannot.
+  child_process(const std::string& binary, const std::vector<std::string>& args,
+                bool stdout_to_pipe = true) {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     stdout_ = out[0];
@@ -196,7 +195,7 @@ class server_process {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, stdout_to_pipe ? out[1] : stderr_, 1);
     posix_spawn_file_actions_adddup2(&actions, stderr_, 2);
     posix_spawnattr_t attributes;
     posix_spawnattr_init(&attributes);
@@ -222,19 +221,16 @@ class server_process {
       close_files();
       throw std::runtime_error("cannot start " + binary + ": " + std::strerror(failed));
     }
-    read_startup_line(bound);
   }
 
-  ~server_process() {
+  ~child_process() {
     stop();
     close_files();
   }
-  server_process(const server_process&) = delete;
-  server_process& operator=(const server_process&) = delete;
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
 
-  [[nodiscard]] unsigned short port() const { return port_; }
   [[nodiscard]] pid_t pid() const { return pid_; }
-  [[nodiscard]] const std::string& startup_line() const { return startup_line_; }
 
   // Sends `signal` (unless the process already exited) and waits at most `bound` for the exit;
   // past it, SIGKILLs the whole process group and reaps. Returns the exit code, 128 + the
@@ -273,7 +269,7 @@ class server_process {
     }
   }
 
-  // Everything the process wrote to stderr so far.
+  // Everything the process wrote to stderr (and stdout, unless on the pipe) so far.
   [[nodiscard]] std::string errors() const {
     std::string text;
     char chunk[4096];
@@ -287,6 +283,37 @@ class server_process {
     return text;
   }
 
+ protected:
+  [[nodiscard]] int output() const { return stdout_; }
+
+ private:
+  void close_files() {
+    if (stdout_ >= 0) ::close(stdout_);
+    if (stderr_ >= 0) ::close(stderr_);
+    stdout_ = stderr_ = -1;
+  }
+
+  pid_t pid_ = -1;
+  int stdout_ = -1;
+  int stderr_ = -1;
+  std::optional<int> exit_code_;
+};
+
+// A `kawipiko serve` process: a child_process whose start-up line names the port.
+class server_process : public child_process {
+ public:
+  // Starts the server as child_process does, then waits (at most `bound`) for its start-up line
+  // "... on http://<ip>:<port>" and takes the port from it. Throws std::runtime_error (having
+  // stopped the process) if it exits or stays silent.
+  server_process(const std::string& binary, const std::vector<std::string>& args,
+                 milliseconds bound = default_bound)
+      : child_process(binary, args) {
+    read_startup_line(bound);
+  }
+
+  [[nodiscard]] unsigned short port() const { return port_; }
+  [[nodiscard]] const std::string& startup_line() const { return startup_line_; }
+
  private:
   void read_startup_line(milliseconds bound) {
     const auto deadline = std::chrono::steady_clock::now() + bound;
@@ -294,11 +321,11 @@ class server_process {
     while (text.find('\n') == std::string::npos) {
       const auto left =
           std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-      pollfd ready{stdout_, POLLIN, 0};
+      pollfd ready{output(), POLLIN, 0};
       const int polled = left.count() > 0 ? ::poll(&ready, 1, static_cast<int>(left.count())) : 0;
       if (polled < 0 && errno == EINTR) continue;
       char chunk[512];
-      const ssize_t got = polled > 0 ? ::read(stdout_, chunk, sizeof chunk) : 0;
+      const ssize_t got = polled > 0 ? ::read(output(), chunk, sizeof chunk) : 0;
       if (got <= 0) {
         const int code = stop();
         throw std::runtime_error("server did not start (exit " + std::to_string(code) +
@@ -318,18 +345,8 @@ class server_process {
     port_ = static_cast<unsigned short>(port);
   }
 
-  void close_files() {
-    if (stdout_ >= 0) ::close(stdout_);
-    if (stderr_ >= 0) ::close(stderr_);
-    stdout_ = stderr_ = -1;
-  }
-
-  pid_t pid_ = -1;
-  int stdout_ = -1;
-  int stderr_ = -1;
   unsigned short port_ = 0;
   std::string startup_line_;
-  std::optional<int> exit_code_;
 };
 
 // --- The raw client ----------------------------------------------------------------------------
