@@ -5,6 +5,7 @@
 // this under ASan and UBSan, which turn any out-of-bounds read into a crash.
 
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <random>
 #include <set>
 #include <string>
@@ -102,16 +103,27 @@ TEST_CASE("truncated and bit-flipped archives are refused at open or served, nev
   };
 
   // Truncations: inside the header, at its end, at the end of the records (the lowest table
-  // position), inside the tables, and at random points.
-  std::uint32_t records_end = static_cast<std::uint32_t>(image.size());
-  for (std::size_t table = 0; table < 256; ++table) {
-    std::uint32_t position = 0;
+  // position), inside the tables, and at random points; then at every record's start and at
+  // every table's start.
+  const auto u32 = [&](std::size_t at) {
+    std::uint32_t value = 0;
     for (int b = 3; b >= 0; --b) {
-      position = (position << 8) |
-                 static_cast<unsigned char>(image[table * 8 + static_cast<std::size_t>(b)]);
+      value = (value << 8) | static_cast<unsigned char>(image[at + static_cast<std::size_t>(b)]);
     }
-    records_end = std::min(records_end, position);
+    return value;
+  };
+  std::uint32_t records_end = static_cast<std::uint32_t>(image.size());
+  std::set<std::size_t> table_starts;
+  for (std::size_t table = 0; table < 256; ++table) {
+    records_end = std::min(records_end, u32(table * 8));
+    if (u32(table * 8 + 4) != 0) table_starts.insert(u32(table * 8));
   }
+  std::vector<std::size_t> record_starts;
+  for (std::size_t at = 2048; at < records_end; at += 8 + u32(at) + u32(at + 4)) {
+    record_starts.push_back(at);
+  }
+  REQUIRE(record_starts.size() > 10);
+  REQUIRE(table_starts.size() > 10);
   std::vector<std::size_t> cuts = {0,
                                    1,
                                    1024,
@@ -126,6 +138,11 @@ TEST_CASE("truncated and bit-flipped archives are refused at open or served, nev
   std::mt19937 random(2024);
   for (int i = 0; i < 20; ++i) cuts.push_back(random() % image.size());
   for (const auto cut : cuts) check(image.substr(0, cut));
+  for (const auto cut : record_starts) {
+    check(image.substr(0, cut));      // at the boundary
+    check(image.substr(0, cut + 1));  // one byte into the record's lengths
+  }
+  for (const auto cut : table_starts) check(image.substr(0, cut));
   // Flipped bytes: one to four at seeded random places, anywhere in the file.
   for (int round = 0; round < 150; ++round) {
     std::string damaged = image;
@@ -135,6 +152,10 @@ TEST_CASE("truncated and bit-flipped archives are refused at open or served, nev
     }
     check(damaged);
   }
+  std::printf("%zu truncations (%zu record starts, twice; %zu table starts), 150 flip variants: %zu "
+              "refused at open, %zu served\n",
+              cuts.size() + 2 * record_starts.size() + table_starts.size(), record_starts.size(),
+              table_starts.size(), refused, served);
   INFO("refused " << refused << ", served " << served);
   CHECK(refused > 0);
   CHECK(served > 0);
