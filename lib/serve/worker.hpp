@@ -7,6 +7,14 @@
 // buffer, answers every complete request in it with one writev, and keeps only the bytes of an
 // unfinished request (or of an unfinished write) with the connection. Timeouts are checked by
 // one coarse sweep per worker, not by a timer per connection.
+//
+// The loop is the worker's own epoll set: the listener (level-triggered) and the connections
+// (edge-triggered, each registered once), so a round of events costs one epoll_wait and a
+// request one recv and one writev (see session::wait_readable for why not Asio sockets). The
+// io_context holds the timers (timeout sweep, accept back-off) and stop()'s request; the loop
+// gives it a turn (poll) every few milliseconds.
+
+#include <sys/epoll.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -53,8 +62,12 @@ class worker {
  private:
   friend class session;
 
-  void do_accept();
-  void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket);
+  void listen_for_connections(bool on);
+  void on_acceptable();
+  void turn(std::span<epoll_event> events, int ready);
+  void read_again(session& s) noexcept;
+  void bury(session& s) noexcept;
+  void reap() noexcept;
   void do_sweep();
   void on_sweep(const boost::system::error_code& ec);
   void begin_drain();
@@ -64,8 +77,12 @@ class worker {
   const options& options_;
   std::atomic<std::size_t>& connections_;
   std::size_t max_connections_;
-  boost::asio::io_context io_{1};
+  // One thread runs it; only posting (stop()) comes from another, so the reactor's per-socket
+  // locking is off and the scheduler's stays on.
+  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   boost::asio::ip::tcp::acceptor acceptor_;
+  int epoll_fd_ = -1;  // the loop: the listener and the connections
+  std::atomic<bool> stop_requested_{false};
   boost::asio::steady_timer sweep_timer_;
   boost::asio::steady_timer accept_timer_;
   handler handler_;
@@ -73,6 +90,9 @@ class worker {
   date_line date_;
   std::vector<char> read_buffer_;
   session* sessions_ = nullptr;  // a doubly linked list through the sessions themselves
+  session* closed_ = nullptr;    // closed, deleted after the current round (a list too)
+  session* again_first_ = nullptr;  // sessions with input left to read, in order
+  session* again_last_ = nullptr;
   bool draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_{};
   std::chrono::steady_clock::time_point next_accept_warning_{};  // accept errors: one line per 10 s
