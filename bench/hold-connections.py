@@ -4,12 +4,14 @@ keeps every one of them busy but slow (one GET every INTERVAL seconds, jittered)
 seconds, while polling the server's memory. Prints one machine-readable line:
 
   HOLD connections=10000 open_min=10000 requests=... errors=... non2xx=... connect_s=...
-       rss_max_kib=... hwm_kib=...
+       rss_max_kib=... hwm_kib=... anon_max_kib=...
 
 errors counts failed connects, connections closed or reset by the server before the end, and
 responses that could not be parsed; non2xx counts answers whose status is not 2xx. rss_max_kib is
 the largest sum of VmRSS over the server PIDs seen while polling (every 0.2 s); hwm_kib the sum of
-their VmHWM at the end (peak RSS). The client itself needs a descriptor limit above N.
+their VmHWM at the end (peak RSS); anon_max_kib the largest sum of RssAnon (the servers' own
+memory: VmRSS also counts the pages of files they map, such as kawipiko's archive, which are the
+page cache's and shared). The client itself needs a descriptor limit above N.
 
 usage: hold-connections.py PORT PATH CONNECTIONS DURATION INTERVAL SERVER_PID...
 """
@@ -119,6 +121,7 @@ async def main():
     random.seed(1)
 
     rss_max = 0
+    anon_max = 0
     # Connect at most 256 at a time: a burst of 10,000 SYNs overflows any listen backlog and
     # measures SYN retries instead of the server.
     started = time.monotonic()
@@ -144,6 +147,7 @@ async def main():
     while time.monotonic() < deadline - 0.2:  # the clients start closing at the deadline
         await asyncio.sleep(0.2)
         rss_max = max(rss_max, memory_kib(pids, "VmRSS"))
+        anon_max = max(anon_max, memory_kib(pids, "RssAnon"))
         open_min = min(open_min, stats.open)
     hwm = memory_kib(pids, "VmHWM")
     for client in clients:
@@ -152,7 +156,7 @@ async def main():
     print(
         f"HOLD connections={connections} open_min={open_min} requests={stats.requests}"
         f" errors={stats.errors} non2xx={stats.non2xx} connect_s={connect_s:.2f}"
-        f" rss_max_kib={rss_max} hwm_kib={hwm}",
+        f" rss_max_kib={rss_max} hwm_kib={hwm} anon_max_kib={anon_max}",
         flush=True,
     )
 

@@ -15,7 +15,7 @@ usage: http-table.py RESULTS_FOLDER
   runs.tsv     round scenario conns server requests duration_us bytes p50_us p99_us errors
                non2xx cpu_ticks   (cpu_ticks: utime+stime over the run, in clock ticks)
   hold.tsv     server connections seconds open_min requests errors non2xx connect_s rss_max_kib
-               hwm_kib archive_bytes
+               hwm_kib archive_bytes anon_max_kib
   startup.tsv  mode repeat ms
 """
 
@@ -132,15 +132,17 @@ def main():
         header = (
             f"{'server':<10} {'conns':>6} {'seconds':>7} {'open min':>8} {'requests':>9}"
             f" {'errors':>6} {'non2xx':>6} {'connect s':>9} {'RSS max MiB':>11}"
-            f" {'VmHWM MiB':>9} {'archive MiB':>11}"
+            f" {'VmHWM MiB':>9} {'archive MiB':>11} {'anon max MiB':>12}"
         )
         print(header)
         print("-" * len(header))
-        for server, conns, seconds, open_min, requests, errors, non2xx, connect_s, rss, hwm, size in hold:
+        for row in hold:
+            server, conns, seconds, open_min, requests, errors, non2xx, connect_s, rss, hwm, size = row[:11]
+            anon = f"{int(row[11]) / 1024:.1f}" if len(row) > 11 and row[11] else "?"
             print(
                 f"{server:<10} {conns:>6} {seconds:>7} {open_min:>8} {requests:>9} {errors:>6}"
                 f" {non2xx:>6} {connect_s:>9} {int(rss) / 1024:>11.1f} {int(hwm) / 1024:>9.1f}"
-                f" {int(size) / 1048576:>11.1f}"
+                f" {int(size) / 1048576:>11.1f} {anon:>12}"
             )
 
     startup = defaultdict(list)

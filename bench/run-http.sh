@@ -313,9 +313,10 @@ hold() { # <label> <port> <pids...>
     "$hold_seconds" 2 "$@")
   declare -A v
   for field in ${line#HOLD }; do v[${field%%=*}]=${field#*=}; done
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$hold_connections" "$hold_seconds" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$hold_connections" "$hold_seconds" \
     "${v[open_min]}" "${v[requests]}" "${v[errors]}" "${v[non2xx]}" "${v[connect_s]}" \
-    "${v[rss_max_kib]}" "${v[hwm_kib]}" "$(stat -c %s "$archives/docs-identity.cdb")" >>"$results/hold.tsv"
+    "${v[rss_max_kib]}" "${v[hwm_kib]}" "$(stat -c %s "$archives/docs-identity.cdb")" \
+    "${v[anon_max_kib]}" >>"$results/hold.tsv"
   echo "   $line" >&2
 }
 start_kawipiko kawipiko-hold docs-identity
