@@ -17,8 +17,8 @@
 #include "support/server_process.hpp"
 #include "support/temp_folder.hpp"
 
+using kawipiko::test::archive_sources;
 using kawipiko::test::client;
-using kawipiko::test::run;
 using kawipiko::test::server_process;
 using kawipiko::test::temp_folder;
 
@@ -66,11 +66,7 @@ TEST_CASE("garbage and malformed and smuggling-shaped requests get a 4xx or a cl
   temp_folder folder;
   folder.write("src/index.html", "home");
   folder.write("src/docs/index.html", "docs");
-  const auto archive = folder / "site.cdb";
-  REQUIRE(run(binary + " archive --quiet --sources '" + (folder / "src").string() +
-                  "' --archive '" + archive.string() + "'",
-              folder.path())
-              .exit_code == 0);
+  const auto archive = archive_sources(binary, folder);
   server_process server(binary, {"serve", "--archive", archive.string(), "--bind", "127.0.0.1:0",
                                  "--header-timeout", "1", "--idle-timeout", "1"});
   const std::set<int> fine = {200, 308, 404, 0};  // a valid request after a random mutation
@@ -144,11 +140,7 @@ TEST_CASE("a connection flood past the descriptor limit leaves accepted clients 
   if (::access("/usr/bin/prlimit", X_OK) != 0) FAIL("prlimit (util-linux) is missing");
   temp_folder folder;
   folder.write("src/index.html", "home");
-  const auto archive = folder / "site.cdb";
-  REQUIRE(run(binary + " archive --quiet --sources '" + (folder / "src").string() +
-                  "' --archive '" + archive.string() + "'",
-              folder.path())
-              .exit_code == 0);
+  const auto archive = archive_sources(binary, folder);
   // 64 descriptors in all: the flood below is three times that, and the cap asked for is more
   // than the limit can hold.
   server_process server("/usr/bin/prlimit",

@@ -22,6 +22,7 @@
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using kawipiko::test::archive_sources;
 using kawipiko::test::client;
 using kawipiko::test::read_file;
 using kawipiko::test::run;
@@ -34,13 +35,10 @@ const std::string binary = KAWIPIKO_BINARY;
 
 struct small_site {
   temp_folder folder;
-  fs::path archive = folder / "site.cdb";
+  fs::path archive;
   small_site() {
     folder.write("src/index.html", "<!DOCTYPE html><title>home</title>");
-    const auto result = run(binary + " archive --quiet --sources '" + (folder / "src").string() +
-                                "' --archive '" + archive.string() + "'",
-                            folder.path());
-    REQUIRE(result.exit_code == 0);
+    archive = archive_sources(binary, folder);
   }
   [[nodiscard]] std::vector<std::string> args(std::vector<std::string> extra = {}) const {
     std::vector<std::string> all{"serve", "--archive", archive.string(), "--bind", "127.0.0.1:0"};

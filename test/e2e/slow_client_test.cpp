@@ -20,9 +20,9 @@
 #include "support/server_process.hpp"
 #include "support/temp_folder.hpp"
 
+using kawipiko::test::archive_sources;
 using kawipiko::test::child_process;
 using kawipiko::test::client;
-using kawipiko::test::run;
 using kawipiko::test::server_process;
 using kawipiko::test::temp_folder;
 using std::chrono::milliseconds;
@@ -91,11 +91,7 @@ outcome attack(const std::vector<std::string>& mode, const std::string& path) {
   std::string big(1 << 20, '\0');
   for (auto& byte : big) byte = static_cast<char>(random());
   folder.write("src/big.bin", big);
-  const auto archive = folder / "site.cdb";
-  REQUIRE(run(binary + " archive --quiet --sources '" + (folder / "src").string() +
-                  "' --archive '" + archive.string() + "'",
-              folder.path())
-              .exit_code == 0);
+  const auto archive = archive_sources(binary, folder);
   // Header timeout 3 s (default 10) so that slowloris meets it within the bounded run.
   server_process server(binary, {"serve", "--archive", archive.string(), "--bind", "127.0.0.1:0",
                                  "--header-timeout", "3"});

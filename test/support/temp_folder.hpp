@@ -103,4 +103,16 @@ inline command_result run(const std::string& command, const fs::path& scratch) {
   return result;
 }
 
+// Archives `folder`/src into `folder`/site.cdb with the `kawipiko` at `binary`, quietly, with
+// the default settings. Returns the archive's path; throws std::runtime_error with the
+// archiver's stderr if it failed.
+inline fs::path archive_sources(const std::string& binary, const temp_folder& folder) {
+  const auto archive = folder / "site.cdb";
+  const auto result = run(binary + " archive --quiet --sources '" + (folder / "src").string() +
+                              "' --archive '" + archive.string() + "'",
+                          folder.path());
+  if (result.exit_code != 0) throw std::runtime_error("kawipiko archive failed: " + result.err);
+  return archive;
+}
+
 }  // namespace kawipiko::test
