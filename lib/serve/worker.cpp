@@ -433,6 +433,12 @@ worker::worker(const site& s, const options& opts, const tcp::endpoint& endpoint
 }
 
 worker::~worker() {
+  // The queue of sessions to read again is dropped first: reap() keeps queued sessions.
+  for (session* s = std::exchange(again_first_, nullptr); s != nullptr;) {
+    s->queued = false;
+    s = std::exchange(s->again, nullptr);
+  }
+  again_last_ = nullptr;
   while (sessions_ != nullptr) {
     session* s = sessions_;
     forget(*s);
