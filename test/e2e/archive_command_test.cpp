@@ -22,8 +22,10 @@
 
 namespace fs = std::filesystem;
 using kawipiko::test::compressible_text;
+using kawipiko::test::count_lines;
 using kawipiko::test::read_file;
 using kawipiko::test::run;
+using kawipiko::test::shell_quoted;
 using kawipiko::test::temp_folder;
 
 namespace {
@@ -31,24 +33,9 @@ namespace {
 const std::string binary = KAWIPIKO_BINARY;
 const std::string python_docs = "/usr/share/doc/python3.11/html";
 
-std::string q(const fs::path& path) {
-  return "'" + path.string() + "'";
-}
-
 std::string archive_command(const fs::path& sources, const fs::path& target,
                             const std::string& extra = "") {
-  return binary + " archive --sources " + q(sources) + " --archive " + q(target) + " " + extra;
-}
-
-std::size_t count_lines(const std::string& text, const std::string& prefix) {
-  std::size_t count = 0, at = 0;
-  while (at < text.size()) {
-    const auto end = text.find('\n', at);
-    if (text.compare(at, prefix.size(), prefix) == 0) ++count;
-    if (end == std::string::npos) break;
-    at = end + 1;
-  }
-  return count;
+  return binary + " archive --sources " + shell_quoted(sources) + " --archive " + shell_quoted(target) + " " + extra;
 }
 
 bool has_temp_files(const fs::path& folder) {
@@ -110,14 +97,14 @@ TEST_CASE("an archive of a fixture tree is a CDB file that tinycdb reads", "[e2e
   CHECK(result.out.rfind("archived 2 files, 2 folders", 0) == 0);
   CHECK(count_lines(result.out, "archived ") == 1);
 
-  const auto schema = run("cdb -q " + q(target) + " kawipiko:schema", out.path());
+  const auto schema = run("cdb -q " + shell_quoted(target) + " kawipiko:schema", out.path());
   REQUIRE(schema.exit_code == 0);
   CHECK(schema.out == "kawipiko-archive/1");
-  const auto entry = run("cdb -q " + q(target) + " /docs/guide", out.path());
+  const auto entry = run("cdb -q " + shell_quoted(target) + " /docs/guide", out.path());
   REQUIRE(entry.exit_code == 0);
   CHECK(entry.out.rfind("200 1\nidentity ", 0) == 0);
   CHECK(entry.out.find("Content-Type: text/html; charset=utf-8\r\n") != std::string::npos);
-  const auto dump = run("cdb -d " + q(target), out.path());
+  const auto dump = run("cdb -d " + shell_quoted(target), out.path());
   REQUIRE(dump.exit_code == 0);
   CHECK(dump.out.find("/docs/guide.html/->308 1\n") != std::string::npos);
 }
@@ -246,7 +233,7 @@ TEST_CASE("python3.11-doc archives reproducibly across job counts, folders and m
   REQUIRE(fs::is_directory(python_docs));
   temp_folder out, copy;
   // A copy elsewhere with every mtime changed (symlinks resolved: Debian's point outside).
-  REQUIRE(run("cp -rL " + q(python_docs) + "/. " + q(copy.path()) + " && find " + q(copy.path()) +
+  REQUIRE(run("cp -rL " + shell_quoted(python_docs) + "/. " + shell_quoted(copy.path()) + " && find " + shell_quoted(copy.path()) +
                   " -exec touch -d '2001-02-03 04:05:06' {} +",
               out.path())
               .exit_code == 0);
@@ -269,7 +256,7 @@ TEST_CASE("python3.11-doc archives reproducibly across job counts, folders and m
   REQUIRE(run(archive_command(copy.path(), fresh, fast + "--no-reuse"), out.path()).exit_code == 0);
   CHECK(read_file(two) == read_file(fresh));
 
-  const auto index = run("cdb -q " + q(one) + " /library/", out.path());
+  const auto index = run("cdb -q " + shell_quoted(one) + " /library/", out.path());
   CHECK(index.exit_code == 0);
   CHECK(index.out.rfind("200 3\n", 0) == 0);
 }

@@ -25,11 +25,13 @@ namespace fs = std::filesystem;
 namespace archive = kawipiko::archive;
 using kawipiko::test::client;
 using kawipiko::test::compressible_text;
+using kawipiko::test::count_lines;
 using kawipiko::test::http_response;
 using kawipiko::test::parse_byteranges;
 using kawipiko::test::read_file;
 using kawipiko::test::run;
 using kawipiko::test::server_process;
+using kawipiko::test::shell_quoted;
 using kawipiko::test::temp_folder;
 using namespace std::chrono_literals;
 
@@ -47,10 +49,6 @@ std::string random_bytes(std::size_t size, unsigned seed) {
 const std::string page = compressible_text(20000);  // index.html: identity, gzip and br
 const std::string data = random_bytes(1000, 7);     // data.bin: identity only
 
-std::string q(const fs::path& path) {
-  return "'" + path.string() + "'";
-}
-
 // A small site archived by the real binary.
 struct site {
   temp_folder folder;
@@ -66,7 +64,7 @@ struct site {
     folder.write("src/private/_404.html", "custom not found");
     folder.write("src/sp ace/index.html", "space");
     const auto result =
-        run(binary + " archive --quiet --sources " + q(folder / "src") + " --archive " + q(archive),
+        run(binary + " archive --quiet --sources " + shell_quoted(folder / "src") + " --archive " + shell_quoted(archive),
             folder.path());
     INFO(result.err);
     REQUIRE(result.exit_code == 0);
@@ -99,17 +97,6 @@ std::string url(const server_process& server, std::string_view target) {
 // does not within the bound.
 void require_closed(client& c) {
   REQUIRE(c.closed_within(10s));
-}
-
-std::size_t count_lines(const std::string& text, const std::string& prefix) {
-  std::size_t count = 0, at = 0;
-  while (at < text.size()) {
-    const auto end = text.find('\n', at);
-    if (text.compare(at, prefix.size(), prefix) == 0) ++count;
-    if (end == std::string::npos) break;
-    at = end + 1;
-  }
-  return count;
 }
 
 // "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7).
@@ -164,7 +151,7 @@ TEST_CASE("serve announces its address on one line and answers GET and HEAD", "[
   CHECK(c.buffered().empty());
 
   temp_folder scratch;
-  const auto body = curl("-o " + q(scratch / "page") + " " + url(server, "/"), scratch);
+  const auto body = curl("-o " + shell_quoted(scratch / "page") + " " + url(server, "/"), scratch);
   CHECK(body.exit_code == 0);
   CHECK(read_file(scratch / "page") == page);
   const auto heads = curl("-I " + url(server, "/index.html"), scratch);
@@ -368,7 +355,7 @@ TEST_CASE("Accept-Encoding q-values pick the variant and the bytes decode to the
     INFO(accept);
     const auto result =
         curl("--compressed -H 'Accept-Encoding: " + std::string(accept) + "' -D " +
-                 q(scratch / "head") + " -o " + q(scratch / "body") + " " + url(server, "/"),
+                 shell_quoted(scratch / "head") + " -o " + shell_quoted(scratch / "body") + " " + url(server, "/"),
              scratch);
     CHECK(result.exit_code == 0);
     CHECK(read_file(scratch / "head").find("Content-Encoding: " + std::string(accept) + "\r\n") !=
@@ -492,7 +479,7 @@ TEST_CASE("several ranges come back as multipart/byteranges with an exact length
 
   temp_folder scratch;
   const auto result =
-      curl("-r 0-1,10-12 -D " + q(scratch / "head") + " " + url(server, "/data.bin"), scratch);
+      curl("-r 0-1,10-12 -D " + shell_quoted(scratch / "head") + " " + url(server, "/data.bin"), scratch);
   CHECK(result.exit_code == 0);
   CHECK(read_file(scratch / "head").find("multipart/byteranges") != std::string::npos);
 }
@@ -552,7 +539,7 @@ TEST_CASE("keep-alive: 1.1 by default, 1.0 on request, and Connection: close is 
   }
   temp_folder scratch;
   const auto result =
-      curl("--http1.0 -D " + q(scratch / "head") + " " + url(server, "/hello.txt"), scratch);
+      curl("--http1.0 -D " + shell_quoted(scratch / "head") + " " + url(server, "/hello.txt"), scratch);
   CHECK(result.out == "hello");
 }
 
@@ -1012,12 +999,12 @@ TEST_CASE("a file that is not a kawipiko archive is refused with one line and ex
   const auto junk = scratch.write("junk.cdb", "this is not a cdb file at all");
   const auto foreign = scratch / "foreign.cdb";
   REQUIRE(
-      run("{ printf '+1,1:a->b\\n\\n' | cdb -c " + q(foreign) + "; }", scratch.path()).exit_code ==
+      run("{ printf '+1,1:a->b\\n\\n' | cdb -c " + shell_quoted(foreign) + "; }", scratch.path()).exit_code ==
       0);
   for (const auto& file : {junk, foreign, scratch / "missing.cdb"}) {
     INFO(file);
     const auto result =
-        run(binary + " serve --bind 127.0.0.1:0 --archive " + q(file), scratch.path());
+        run(binary + " serve --bind 127.0.0.1:0 --archive " + shell_quoted(file), scratch.path());
     CHECK(result.exit_code == 1);
     CHECK(count_lines(result.err, "") == 1);
     CHECK(result.err.rfind("kawipiko serve: error: ", 0) == 0);
@@ -1025,7 +1012,7 @@ TEST_CASE("a file that is not a kawipiko archive is refused with one line and ex
     CHECK(result.out.empty());
   }
   const auto result =
-      run(binary + " serve --bind 127.0.0.1:0 --archive " + q(foreign), scratch.path());
+      run(binary + " serve --bind 127.0.0.1:0 --archive " + shell_quoted(foreign), scratch.path());
   CHECK(result.err.find("not a kawipiko archive") != std::string::npos);
 }
 

@@ -31,6 +31,18 @@
 
 namespace kawipiko::fuzz {
 
+// The oracles' own reading of a decimal number: digits only, 1 to 19 of them (written apart
+// from the library's on purpose, so that the two can disagree). False otherwise.
+[[nodiscard]] inline bool parse_decimal(std::string_view text, std::uint64_t& value) {
+  if (text.empty() || text.size() > 19) return false;
+  value = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return true;
+}
+
 // Whether `view` lies inside `image` (an empty view anywhere is fine: it is never read).
 [[nodiscard]] inline bool is_inside(std::string_view view, std::span<const std::byte> image) {
   if (view.empty()) return true;

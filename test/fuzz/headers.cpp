@@ -26,6 +26,8 @@
 #include "http/etag.hpp"
 #include "http/range.hpp"
 
+using kawipiko::fuzz::parse_decimal;
+
 namespace http = kawipiko::http;
 
 namespace {
@@ -42,16 +44,6 @@ bool is_opaque_tag(std::string_view tag) {
   for (const char ch : tag.substr(1, tag.size() - 2)) {
     const auto c = static_cast<unsigned char>(ch);
     if (c < 0x21 || c == '"' || c == 0x7f) return false;
-  }
-  return true;
-}
-
-bool parse_length(std::string_view text, std::uint64_t& value) {
-  if (text.empty() || text.size() > 19) return false;
-  value = 0;
-  for (const char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + static_cast<std::uint64_t>(c - '0');
   }
   return true;
 }
@@ -219,7 +211,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_range(value, length);
   }
   std::uint64_t length = 0;
-  if (parse_length(length_line, length)) check_range(value, length);
+  if (parse_decimal(length_line, length)) check_range(value, length);
 
   check_accept_encoding(value);
   check_etags(value, etag);

@@ -25,6 +25,7 @@
 
 namespace serve = kawipiko::serve;
 using kawipiko::fuzz::is_inside;
+using kawipiko::fuzz::parse_decimal;
 
 namespace {
 
@@ -59,17 +60,6 @@ std::size_t scratch_bytes(const serve::output& out) {
 
 bool is_token_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-}
-
-// Digits only, at most 19 of them; false otherwise.
-bool parse_number(std::string_view text, std::uint64_t& value) {
-  if (text.empty() || text.size() > 19) return false;
-  value = 0;
-  for (const char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return true;
 }
 
 // Parses the request at `rest` and checks what the parser promises about its result.
@@ -146,7 +136,7 @@ void check_response(std::string_view response, const answer& a) {
   KAWIPIKO_FUZZ_CHECK(response.starts_with("HTTP/1.1 "));
   KAWIPIKO_FUZZ_CHECK(response.size() >= 13 && response[12] == ' ');
   std::uint64_t status = 0;
-  KAWIPIKO_FUZZ_CHECK(parse_number(response.substr(9, 3), status) && status == a.status);
+  KAWIPIKO_FUZZ_CHECK(parse_decimal(response.substr(9, 3), status) && status == a.status);
   KAWIPIKO_FUZZ_CHECK(a.status != 500);  // the archive is sound
   const std::size_t end = response.find("\r\n\r\n");
   KAWIPIKO_FUZZ_CHECK(end != std::string_view::npos);
@@ -173,7 +163,7 @@ void check_response(std::string_view response, const answer& a) {
     const std::string_view value = line.substr(colon + 2);
     if (name == "Content-Length") {
       ++content_lengths;
-      KAWIPIKO_FUZZ_CHECK(parse_number(value, content_length));
+      KAWIPIKO_FUZZ_CHECK(parse_decimal(value, content_length));
     } else if (name == "Connection") {
       has_close = has_close || value == "close";
     } else if (name == "Content-Range") {
@@ -204,9 +194,9 @@ void check_response(std::string_view response, const answer& a) {
     const auto slash = range.find('/');
     KAWIPIKO_FUZZ_CHECK(dash != std::string_view::npos && slash != std::string_view::npos);
     std::uint64_t first = 0, last = 0, length = 0;
-    KAWIPIKO_FUZZ_CHECK(parse_number(range.substr(0, dash), first));
-    KAWIPIKO_FUZZ_CHECK(parse_number(range.substr(dash + 1, slash - dash - 1), last));
-    KAWIPIKO_FUZZ_CHECK(parse_number(range.substr(slash + 1), length));
+    KAWIPIKO_FUZZ_CHECK(parse_decimal(range.substr(0, dash), first));
+    KAWIPIKO_FUZZ_CHECK(parse_decimal(range.substr(dash + 1, slash - dash - 1), last));
+    KAWIPIKO_FUZZ_CHECK(parse_decimal(range.substr(slash + 1), length));
     KAWIPIKO_FUZZ_CHECK(first <= last && last < length && last - first + 1 == body.size());
   } else if (a.status == 206) {
     KAWIPIKO_FUZZ_CHECK(body.starts_with("\r\n--kawipiko-") && body.ends_with("--\r\n"));

@@ -103,13 +103,30 @@ inline command_result run(const std::string& command, const fs::path& scratch) {
   return result;
 }
 
+// `path` in single quotes for /bin/sh (test paths hold no quote of their own).
+inline std::string shell_quoted(const fs::path& path) {
+  return "'" + path.string() + "'";
+}
+
+// How many lines of `text` start with `prefix`.
+inline std::size_t count_lines(const std::string& text, const std::string& prefix) {
+  std::size_t count = 0, at = 0;
+  while (at < text.size()) {
+    const auto end = text.find('\n', at);
+    if (text.compare(at, prefix.size(), prefix) == 0) ++count;
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  return count;
+}
+
 // Archives `folder`/src into `folder`/site.cdb with the `kawipiko` at `binary`, quietly, with
 // the default settings. Returns the archive's path; throws std::runtime_error with the
 // archiver's stderr if it failed.
 inline fs::path archive_sources(const std::string& binary, const temp_folder& folder) {
   const auto archive = folder / "site.cdb";
-  const auto result = run(binary + " archive --quiet --sources '" + (folder / "src").string() +
-                              "' --archive '" + archive.string() + "'",
+  const auto result = run(binary + " archive --quiet --sources " + shell_quoted(folder / "src") +
+                              " --archive " + shell_quoted(archive),
                           folder.path());
   if (result.exit_code != 0) throw std::runtime_error("kawipiko archive failed: " + result.err);
   return archive;
