@@ -49,10 +49,9 @@ rlim_t descriptor_limit() {
 // listeners, the event loops, the archive) and keeping a few spare for the rest of the process.
 // Accepting past it would end in EMFILE, where the listen backlog only grows; under the cap an
 // excess connection is closed at once, which the client sees straight away.
-std::size_t descriptor_budget() {
+std::size_t descriptor_budget(rlim_t limit) {
   constexpr std::size_t spare = 16;
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  if (limit == RLIM_INFINITY) return SIZE_MAX;
   std::size_t open = 0;
   if (DIR* folder = ::opendir("/proc/self/fd")) {
     while (const dirent* entry = ::readdir(folder)) open += entry->d_name[0] != '.';
@@ -60,7 +59,7 @@ std::size_t descriptor_budget() {
   } else {
     return SIZE_MAX;  // no /proc: rely on accept's EMFILE back-off alone
   }
-  const auto total = static_cast<std::size_t>(limit.rlim_cur);
+  const auto total = static_cast<std::size_t>(limit);
   return total > open + spare ? total - open - spare : 1;
 }
 
@@ -91,14 +90,15 @@ int serve_process(const site& s, const options& opts, tcp::endpoint endpoint, bo
   }
   // Connections stay within the descriptor limit. Only an explicit --max-connections that the
   // limit cannot honour is worth a line; by default the limit is the cap.
-  const std::size_t budget = descriptor_budget();
+  const rlim_t limit = descriptor_limit();
+  const std::size_t budget = descriptor_budget(limit);
   for (auto& w : workers) w->limit_connections(budget);
   if (opts.limits.connections > budget && !opts.quiet) {  // each process: the cap is per process
     std::fprintf(stderr,
                  "kawipiko serve: note: --max-connections %zu lowered to %zu by the descriptor "
                  "limit (%llu; raise it with ulimit -n)\n",
                  opts.limits.connections, budget,
-                 static_cast<unsigned long long>(descriptor_limit()));
+                 static_cast<unsigned long long>(limit));
   }
   if (ready_fd >= 0) {
     const char ready = 1;

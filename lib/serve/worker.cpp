@@ -26,6 +26,8 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using clock_type = std::chrono::steady_clock;
 
+namespace {
+
 // The time for a connection's deadline. Deadlines are checked by a sweep every 250 ms, so the
 // coarse clock (a few milliseconds of resolution, no time-stamp counter read) is precise enough,
 // and it is read on every request. Same epoch as steady_clock (CLOCK_MONOTONIC) on Linux.
@@ -35,8 +37,6 @@ clock_type::time_point coarse_now() noexcept {
   return clock_type::time_point(std::chrono::duration_cast<clock_type::duration>(
       std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec)));
 }
-
-namespace {
 
 constexpr std::size_t read_buffer_size = 64 * 1024;
 constexpr auto sweep_interval = std::chrono::milliseconds(250);
@@ -150,8 +150,6 @@ class session {
     if (readable_) worker_.read_again(*this);
   }
 
-  void wait_writable() {}  // the EPOLLOUT edge brings it back
-
   void on_readable() {
     if (state_ == state::lingering) return linger();
     auto& buffer = worker_.read_buffer_;
@@ -255,17 +253,19 @@ class session {
   void write(std::span<const iovec> parts) {
     std::size_t total = 0;
     for (const auto& p : parts) total += p.iov_len;
-    ssize_t sent = ::writev(fd_, parts.data(), static_cast<int>(parts.size()));
+    ssize_t sent = 0;
+    do {
+      sent = ::writev(fd_, parts.data(), static_cast<int>(parts.size()));
+    } while (sent < 0 && errno == EINTR);
     if (sent < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return close();
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return close();
       sent = 0;
     }
     if (static_cast<std::size_t>(sent) == total) return written();
     keep_unsent(parts, static_cast<std::size_t>(sent));
     state_ = state::writing;
-    writable_ = false;  // cut short: the socket's buffer is full
+    writable_ = false;  // cut short: the socket's buffer is full; the EPOLLOUT edge comes back
     deadline_ = coarse_now() + worker_.options_.limits.write_timeout;
-    wait_writable();
   }
 
   void keep_unsent(std::span<const iovec> parts, std::size_t sent) {
@@ -303,11 +303,14 @@ class session {
     std::size_t total = 0;
     for (const auto& p : pending_) total += p.iov_len;
     const std::size_t count = std::min<std::size_t>(pending_.size(), 1024);
-    const ssize_t sent = ::writev(fd_, pending_.data(), static_cast<int>(count));
+    ssize_t sent = 0;
+    do {
+      sent = ::writev(fd_, pending_.data(), static_cast<int>(count));
+    } while (sent < 0 && errno == EINTR);
     if (sent < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) writable_ = false;
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return wait_writable();
-      return close();
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return close();
+      writable_ = false;  // a stale edge: wait for the next
+      return;
     }
     if (static_cast<std::size_t>(sent) == total) {
       pending_.clear();
@@ -323,9 +326,8 @@ class session {
       pending_[0].iov_base = static_cast<char*>(pending_[0].iov_base) + skip;
       pending_[0].iov_len -= skip;
     }
-    writable_ = false;
+    writable_ = false;  // cut short again
     deadline_ = coarse_now() + worker_.options_.limits.write_timeout;
-    wait_writable();
   }
 
   // The batch is out.
