@@ -348,7 +348,7 @@ response_info handler::respond(const request& req, connection_end end, std::stri
 
   std::size_t path_size = 0;
   if (http::normalize_target(req.target, path_, path_size) != http::target_error::none) {
-    r.close = true;
+    r.close = true;  // a client that sends such a target is not trusted with the next request
     return error(r, 400);
   }
   archive::entry entry;
