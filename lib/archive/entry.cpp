@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "archive/schema.hpp"
+#include "http/etag.hpp"
 #include "http/syntax.hpp"
 
 namespace kawipiko::archive {
@@ -143,11 +144,7 @@ bool is_well_formed(const variant& v, unsigned status) noexcept {
   }
   if (!has_length) return false;
   if (!v.etag.empty()) {
-    if (v.etag.size() < 2 || v.etag.front() != '"' || v.etag.back() != '"') return false;
-    for (const char ch : v.etag.substr(1, v.etag.size() - 2)) {
-      const auto c = static_cast<unsigned char>(ch);
-      if (c <= 0x20 || c == '"' || c == 0x7f) return false;
-    }
+    if (!http::is_strong_etag(v.etag)) return false;
     if (block.substr(0, 6) != "ETag: ") return false;
   }
   return true;

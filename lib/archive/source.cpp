@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "base/error.hpp"
+#include "http/utf8.hpp"
 
 namespace kawipiko::archive {
 
@@ -22,42 +23,14 @@ using base::throw_error;
 // client, and keys, Location headers and listings stay bounded.
 constexpr std::size_t max_path_length = 4000;
 
+// Control characters (C0, DEL, C1) are refused as well: the name becomes a published path.
 bool is_valid_utf8_without_controls(std::string_view name) noexcept {
-  std::size_t i = 0;
-  while (i < name.size()) {
-    const auto c = static_cast<unsigned char>(name[i]);
-    if (c < 0x20 || c == 0x7f) return false;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t extra = 0;
-    std::uint32_t code = 0;
-    if (c >= 0xc2 && c <= 0xdf) {
-      extra = 1;
-      code = c & 0x1fu;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      extra = 2;
-      code = c & 0x0fu;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      extra = 3;
-      code = c & 0x07u;
-    } else {
-      return false;
-    }
-    if (name.size() - i <= extra) return false;
-    for (std::size_t k = 1; k <= extra; ++k) {
-      const auto next = static_cast<unsigned char>(name[i + k]);
-      if ((next & 0xc0u) != 0x80u) return false;
-      code = (code << 6) | (next & 0x3fu);
-    }
-    // Overlong forms, surrogates and code points past U+10FFFF.
-    if ((extra == 2 && code < 0x800) || (extra == 3 && code < 0x10000) || code > 0x10ffff ||
-        (code >= 0xd800 && code <= 0xdfff)) {
-      return false;
-    }
-    if (code >= 0x80 && code < 0xa0) return false;  // C1 controls
-    i += extra + 1;
+  while (!name.empty()) {
+    const auto sequence = http::decode_utf8(name);
+    if (sequence.status != http::utf8_status::valid) return false;
+    const char32_t code = sequence.code;
+    if (code < 0x20 || (code >= 0x7f && code < 0xa0)) return false;
+    name.remove_prefix(sequence.size);
   }
   return true;
 }

@@ -8,17 +8,10 @@
 namespace kawipiko::http {
 namespace {
 
+using syntax::iequals;
 using syntax::is_token_char;
 using syntax::to_lower;
 using syntax::trim;
-
-constexpr bool equals_nocase(std::string_view text, std::string_view lower) noexcept {
-  if (text.size() != lower.size()) return false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (to_lower(text[i]) != lower[i]) return false;
-  }
-  return true;
-}
 
 // qvalue (RFC 9110 §12.4.2) in thousandths, or -1 when malformed.
 constexpr int parse_qvalue(std::string_view text) noexcept {
@@ -66,11 +59,11 @@ void read_element(std::string_view element, weights& named) noexcept {
   }
 
   int* slot = nullptr;
-  if (equals_nocase(token, "gzip") || equals_nocase(token, "x-gzip")) {
+  if (iequals(token, "gzip") || iequals(token, "x-gzip")) {
     slot = &named.gzip;
-  } else if (equals_nocase(token, "br")) {
+  } else if (iequals(token, "br")) {
     slot = &named.br;
-  } else if (equals_nocase(token, "identity")) {
+  } else if (iequals(token, "identity")) {
     slot = &named.identity;
   } else if (token == "*") {
     slot = &named.any;

@@ -10,8 +10,14 @@ namespace {
 using syntax::is_ows;
 using syntax::trim;
 
-// opaque-tag = DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text.
-constexpr bool is_opaque_tag(std::string_view tag) noexcept {
+constexpr std::string_view without_weak_prefix(std::string_view tag) noexcept {
+  if (tag.starts_with("W/")) tag.remove_prefix(2);
+  return tag;
+}
+
+}  // namespace
+
+bool is_strong_etag(std::string_view tag) noexcept {
   if (tag.size() < 2 || tag.front() != '"' || tag.back() != '"') return false;
   for (const char ch : tag.substr(1, tag.size() - 2)) {
     const auto c = static_cast<unsigned char>(ch);
@@ -20,18 +26,11 @@ constexpr bool is_opaque_tag(std::string_view tag) noexcept {
   return true;
 }
 
-constexpr std::string_view without_weak_prefix(std::string_view tag) noexcept {
-  if (tag.starts_with("W/")) tag.remove_prefix(2);
-  return tag;
-}
-
-}  // namespace
-
 bool if_none_match(std::string_view header, std::string_view etag) noexcept {
   header = trim(header);
   if (header == "*") return true;
   const std::string_view wanted = without_weak_prefix(etag);
-  if (!is_opaque_tag(wanted)) return false;
+  if (!is_strong_etag(wanted)) return false;
 
   // Walks the list by hand rather than splitting on ',': a comma is a valid etagc.
   std::size_t i = 0;
@@ -49,7 +48,7 @@ bool if_none_match(std::string_view header, std::string_view etag) noexcept {
       tag = header.substr(i, close + 1 - i);
       i = close + 1;
       while (i < header.size() && is_ows(header[i])) ++i;
-      is_valid = is_opaque_tag(tag) && (i == header.size() || header[i] == ',');
+      is_valid = is_strong_etag(tag) && (i == header.size() || header[i] == ',');
     }
     if (!is_valid) {  // skip the rest of the malformed element
       i = header.find(',', i);

@@ -1,10 +1,15 @@
 #pragma once
-// Entity-tag conditions (RFC 9110 §8.8.3, §13.1.2): If-None-Match against a resource's stored
-// ETag, giving 304. Runs per request: noexcept, no allocation.
+// Entity-tags (RFC 9110 §8.8.3): their grammar, and If-None-Match (§13.1.2) against a resource's
+// stored ETag, giving 304. Runs per request: noexcept, no allocation.
 
 #include <string_view>
 
 namespace kawipiko::http {
+
+// Whether `tag` is a strong entity-tag: opaque-tag = DQUOTE *etagc DQUOTE, etagc = %x21 /
+// %x23-7E / obs-text (RFC 9110 §8.8.3). The one definition of the grammar: the archive's stored
+// tags, If-None-Match elements (after "W/") and If-Range values are all checked with it.
+[[nodiscard]] bool is_strong_etag(std::string_view tag) noexcept;
 
 // Whether If-None-Match value `header` matches `etag`, the resource's stored tag (e.g. "\"abc\"",
 // quotes included), i.e. whether a GET or HEAD gets 304.

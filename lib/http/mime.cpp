@@ -4,6 +4,9 @@
 #include <array>
 #include <cstddef>
 
+#include "http/syntax.hpp"
+#include "http/utf8.hpp"
+
 namespace kawipiko::http {
 
 namespace {
@@ -164,12 +167,8 @@ constexpr std::string_view extension_of(std::string_view name) {
 
 const entry* find_entry(std::string_view extension) {
   if (extension.empty() || extension.size() > longest_extension) return nullptr;
-  // ASCII lower-casing by hand: no locale on this path.
   std::array<char, longest_extension> buffer{};
-  for (std::size_t i = 0; i < extension.size(); ++i) {
-    const char c = extension[i];
-    buffer[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  }
+  std::ranges::transform(extension, buffer.begin(), syntax::to_lower);
   const std::string_view key(buffer.data(), extension.size());
   const auto* it = std::ranges::lower_bound(table, key, {}, &entry::extension);
   if (it == table.end() || it->extension != key) return nullptr;
@@ -186,45 +185,17 @@ constexpr bool is_binary_control(unsigned char b) {
   return !(b == '\t' || b == '\n' || b == '\f' || b == '\r' || b == 0x1b);
 }
 
-// Valid UTF-8 per RFC 3629 (shortest form only, no surrogates, nothing above U+10FFFF) without
-// binary controls. When `may_be_cut` is set, the bytes may end inside a sequence, provided that
-// what is there is a valid start of one.
+// Valid UTF-8 without binary controls. When `may_be_cut` is set, the bytes may end inside a
+// sequence, provided that what is there is a valid start of one.
 bool looks_like_text(std::string_view bytes, bool may_be_cut) {
-  const std::size_t n = bytes.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const auto lead = static_cast<unsigned char>(bytes[i]);
-    if (lead < 0x80) {
-      if (is_binary_control(lead)) return false;
-      ++i;
-      continue;
+  while (!bytes.empty()) {
+    const auto sequence = decode_utf8(bytes);
+    if (sequence.status == utf8_status::truncated) return may_be_cut;
+    if (sequence.status == utf8_status::invalid) return false;
+    if (sequence.code < 0x80 && is_binary_control(static_cast<unsigned char>(sequence.code))) {
+      return false;
     }
-    std::size_t length = 0;
-    // The allowed range of the second byte excludes overlongs (E0, F0), surrogates (ED) and code
-    // points above U+10FFFF (F4); later continuation bytes are always 80..BF.
-    unsigned char second_min = 0x80;
-    unsigned char second_max = 0xbf;
-    if (lead >= 0xc2 && lead <= 0xdf) {
-      length = 2;
-    } else if (lead >= 0xe0 && lead <= 0xef) {
-      length = 3;
-      if (lead == 0xe0) second_min = 0xa0;
-      if (lead == 0xed) second_max = 0x9f;
-    } else if (lead >= 0xf0 && lead <= 0xf4) {
-      length = 4;
-      if (lead == 0xf0) second_min = 0x90;
-      if (lead == 0xf4) second_max = 0x8f;
-    } else {
-      return false;  // continuation byte without a lead, C0/C1 overlong lead, or F5..FF
-    }
-    for (std::size_t k = 1; k < length; ++k) {
-      if (i + k == n) return may_be_cut;
-      const auto b = static_cast<unsigned char>(bytes[i + k]);
-      const unsigned char lo = k == 1 ? second_min : 0x80;
-      const unsigned char hi = k == 1 ? second_max : 0xbf;
-      if (b < lo || b > hi) return false;
-    }
-    i += length;
+    bytes.remove_prefix(sequence.size);
   }
   return true;
 }

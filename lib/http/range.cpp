@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <limits>
 
+#include "http/etag.hpp"
 #include "http/syntax.hpp"
 
 namespace kawipiko::http {
 namespace {
 
-using syntax::to_lower;
 using syntax::trim;
 
 // 1 to 19 decimal digits. 19 nines is below 2^64 - 1, so the cap alone rules out overflow.
@@ -50,16 +50,6 @@ constexpr spec read_spec(std::string_view text, std::uint64_t length, byte_range
   return spec::kept;
 }
 
-// entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text.
-constexpr bool is_strong_entity_tag(std::string_view tag) noexcept {
-  if (tag.size() < 2 || tag.front() != '"' || tag.back() != '"') return false;
-  for (const char ch : tag.substr(1, tag.size() - 2)) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 0x21 || c == '"' || c == 0x7f) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 range_result parse_range(std::string_view header, std::uint64_t length, std::span<byte_range> out,
@@ -67,10 +57,7 @@ range_result parse_range(std::string_view header, std::uint64_t length, std::spa
   count = 0;
   header = trim(header);
   constexpr std::string_view unit = "bytes=";
-  if (header.size() < unit.size()) return range_result::none;
-  for (std::size_t i = 0; i < unit.size(); ++i) {
-    if (to_lower(header[i]) != unit[i]) return range_result::none;
-  }
+  if (!syntax::istarts_with(header, unit)) return range_result::none;
   header.remove_prefix(unit.size());
 
   std::size_t specs = 0;  // non-empty elements
@@ -114,7 +101,7 @@ range_result parse_range(std::string_view header, std::uint64_t length, std::spa
 
 bool if_range_matches(std::string_view if_range, std::string_view strong_etag) noexcept {
   if_range = trim(if_range);
-  return is_strong_entity_tag(if_range) && if_range == strong_etag;
+  return is_strong_etag(if_range) && if_range == strong_etag;
 }
 
 }  // namespace kawipiko::http

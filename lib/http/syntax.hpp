@@ -1,7 +1,9 @@
 #pragma once
 // The small pieces of HTTP syntax (RFC 9110 §5.6) that the header parsers and the archive's
-// header-block check share: optional whitespace, tokens, ASCII case folding.
+// header-block check share: optional whitespace, tokens, ASCII case folding (the one place it is
+// written: no locale on these paths).
 
+#include <cstddef>
 #include <string_view>
 
 namespace kawipiko::http::syntax {
@@ -28,6 +30,20 @@ namespace kawipiko::http::syntax {
 // ASCII lower case; other bytes unchanged.
 [[nodiscard]] constexpr char to_lower(char c) noexcept {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// Whether `a` and `b` are equal ignoring ASCII case (tokens, schemes, units).
+[[nodiscard]] constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (to_lower(a[i]) != to_lower(b[i])) return false;
+  }
+  return true;
+}
+
+// Whether `text` starts with `prefix` ignoring ASCII case.
+[[nodiscard]] constexpr bool istarts_with(std::string_view text, std::string_view prefix) noexcept {
+  return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
 }
 
 }  // namespace kawipiko::http::syntax

@@ -1,5 +1,7 @@
 #include "http/target.hpp"
 
+#include "http/syntax.hpp"
+
 namespace kawipiko::http {
 namespace {
 
@@ -36,22 +38,12 @@ constexpr int hex_value(char c) noexcept {
   return -1;
 }
 
-constexpr char to_lower(char c) noexcept {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-constexpr bool starts_with_nocase(std::string_view text, std::string_view lower_prefix) noexcept {
-  if (text.size() < lower_prefix.size()) return false;
-  for (std::size_t i = 0; i < lower_prefix.size(); ++i) {
-    if (to_lower(text[i]) != lower_prefix[i]) return false;
-  }
-  return true;
-}
-
 // Where the authority starts for an http(s) absolute-form target, or 0 if it is not one.
 constexpr std::size_t authority_start(std::string_view target) noexcept {
-  if (starts_with_nocase(target, "http://")) return 7;
-  if (starts_with_nocase(target, "https://")) return 8;
+  constexpr std::string_view http = "http://";
+  constexpr std::string_view https = "https://";
+  if (syntax::istarts_with(target, http)) return http.size();
+  if (syntax::istarts_with(target, https)) return https.size();
   return 0;
 }
 
@@ -173,28 +165,6 @@ constexpr std::size_t encoded_size(std::string_view path) noexcept {
 
 }  // namespace
 
-std::string_view to_string(target_error error) noexcept {
-  switch (error) {
-    case target_error::none:
-      return "no error";
-    case target_error::empty:
-      return "empty request target";
-    case target_error::bad_form:
-      return "unsupported request-target form or raw byte";
-    case target_error::bad_escape:
-      return "bad percent-escape in path";
-    case target_error::nul:
-      return "nul byte in path";
-    case target_error::control:
-      return "control byte in request target";
-    case target_error::too_long:
-      return "request target too long";
-    case target_error::bad_path:
-      return "bad path";
-  }
-  return "unknown request-target error";
-}
-
 target_error normalize_target(std::string_view target, std::span<char> out,
                               std::size_t& out_size) noexcept {
   out_size = 0;
@@ -243,27 +213,20 @@ target_error normalize_target(std::string_view target, std::span<char> out,
   return target_error::none;
 }
 
-std::size_t encode_path(std::string_view path, std::span<char> out) noexcept {
-  if (encoded_size(path) > out.size()) return 0;
+std::string encode_path(std::string_view path) {
   constexpr char digits[] = "0123456789ABCDEF";
-  std::size_t size = 0;
+  std::string encoded;
+  encoded.reserve(encoded_size(path));
   for (const char ch : path) {
     const auto c = static_cast<unsigned char>(ch);
     if (is_kept_by_encode(c)) {
-      out[size++] = ch;
+      encoded += ch;
     } else {
-      out[size++] = '%';
-      out[size++] = digits[c >> 4];
-      out[size++] = digits[c & 0x0f];
+      encoded += '%';
+      encoded += digits[c >> 4];
+      encoded += digits[c & 0x0f];
     }
   }
-  return size;
-}
-
-std::string encode_path(std::string_view path) {
-  std::string encoded(encoded_size(path), '\0');
-  const std::size_t size = encode_path(path, std::span<char>(encoded.data(), encoded.size()));
-  encoded.resize(size);
   return encoded;
 }
 

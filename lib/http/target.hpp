@@ -1,7 +1,7 @@
 #pragma once
 // Request-target → archive lookup path (RFC 9112 §3.2, RFC 3986 §5.2.4), and the reverse
 // direction: a path percent-encoded for a Location header. The server calls normalize_target once
-// per request; the archiver and the redirect code call encode_path.
+// per request; the archiver calls encode_path for its redirects and listings.
 
 #include <cstddef>
 #include <span>
@@ -19,11 +19,7 @@ enum class target_error {
   nul,         // a NUL byte in the path, raw or as "%00"
   control,     // another control byte (0x01-0x1F, 0x7F), raw anywhere or decoded in the path
   too_long,    // the normalized path does not fit in the caller's buffer
-  bad_path,    // reserved for path rules stricter than the ones below; not returned today
 };
-
-// A short lower-case reason for a log line ("bad percent-escape"). Never empty for a valid value.
-[[nodiscard]] std::string_view to_string(target_error error) noexcept;
 
 // Turns a request-target into the path the archive is keyed by, written to `out`, its length to
 // `out_size` (0 on error). Returns target_error::none on success. noexcept, no allocation.
@@ -58,11 +54,8 @@ enum class target_error {
 // "!$&'()*+=:@", encodes every other byte as %XX (upper-case hex) — controls, space, '%', '"',
 // '<', '>', '\\', '^', '`', '{', '|', '}', '?', '#', '[', ']', ',', ';' and bytes >= 0x80. (',' and
 // ';' are encoded because some intermediaries split header values on them; the server decodes
-// before lookup, so the encoded form finds the same file.) Returns the number of bytes written,
-// or 0 when `out` is too small (an empty `path` also gives 0). noexcept, no allocation.
-[[nodiscard]] std::size_t encode_path(std::string_view path, std::span<char> out) noexcept;
-
-// The same, into a new string: for cold paths (the archiver). Throws std::bad_alloc only.
+// before lookup, so the encoded form finds the same file.) For the archiver, a cold path: throws
+// std::bad_alloc only.
 [[nodiscard]] std::string encode_path(std::string_view path);
 
 }  // namespace kawipiko::http

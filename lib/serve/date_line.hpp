@@ -12,12 +12,12 @@ class date_line {
   [[nodiscard]] std::string_view get() noexcept {
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
-    if (now.tv_sec != second_) format(now.tv_sec);
-    return {text_, length_};
+    return at(now.tv_sec);
   }
-  // The line for a given time (tests).
+  // The line for `second` (seconds since the epoch), formatted only when it differs from the
+  // previous call's. The view stays valid, and unchanged, until a call for another second.
   [[nodiscard]] std::string_view at(std::time_t second) noexcept {
-    format(second);
+    if (length_ == 0 || second != second_) format(second);
     return {text_, length_};
   }
 
@@ -29,7 +29,7 @@ class date_line {
     second_ = second;
   }
 
-  std::time_t second_ = -1;
+  std::time_t second_ = 0;
   char text_[64] = {};
   std::size_t length_ = 0;
 };

@@ -1,5 +1,7 @@
 #include "serve/handler.hpp"
 
+#include <span>
+
 #include "http/accept_encoding.hpp"
 #include "http/etag.hpp"
 #include "http/range.hpp"
@@ -52,21 +54,249 @@ std::string_view content_type_line(const archive::variant& v) noexcept {
   return end == std::string_view::npos ? rest : rest.substr(0, end + 2);
 }
 
-// The rest of a short text answer, after its status line, Date and security headers.
-void error_rest(unsigned status, bool is_head, std::string_view connection_line, output& out,
-                response_info& info) noexcept {
-  if (status == 405) out.text("Allow: GET, HEAD\r\n");
+// One answer on its way into the batch, and what every kind of answer shares.
+struct reply {
+  output& out;
+  std::string_view date;
+  bool security_headers;
+  body_mode body;
+  bool close;            // "Connection: close", and the connection ends after the answer
+  bool says_keep_alive;  // an HTTP/1.0 client is told when the connection stays
+
+  // The status line, Date and the security headers.
+  void start(unsigned status) noexcept {
+    out.text(status_line(status));
+    out.text(date);
+    if (security_headers) out.text(security_lines);
+  }
+
+  // The Connection line when one is due, then the blank line that ends the header. A refusal
+  // that keeps the connection says so to an HTTP/1.0 client, like any other answer.
+  void end_header() noexcept {
+    if (close) {
+      out.text("Connection: close\r\n");
+    } else if (says_keep_alive) {
+      out.text("Connection: keep-alive\r\n");
+    }
+    out.text("\r\n");
+  }
+
+  [[nodiscard]] bool has_body() const noexcept { return body == body_mode::with_body; }
+
+  [[nodiscard]] response_info info(unsigned status, encoding coding = encoding::identity,
+                                   std::uint64_t body_bytes = 0) const noexcept {
+    return {status, coding, body_bytes, close, false};
+  }
+};
+
+// A short text answer: the reason phrase as a plain-text body, and Allow for a 405.
+response_info error(reply& r, unsigned status) noexcept {
+  r.start(status);
+  if (status == 405) r.out.text("Allow: GET, HEAD\r\n");
   const auto reason = status_line(status).substr(9);  // "405 Method Not Allowed\r\n"
-  out.text("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-  out.number(reason.size() - 1);  // the body ends with "\n", not "\r\n"
-  out.text("\r\n");
-  out.text(connection_line);
-  out.text("\r\n");
-  if (!is_head) {
-    out.text(reason.substr(0, reason.size() - 2));
-    out.text("\n");
+  r.out.text("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+  r.out.number(reason.size() - 1);  // the body ends with "\n", not "\r\n"
+  r.out.text("\r\n");
+  r.end_header();
+  auto info = r.info(status);
+  info.corrupt = status == 500;
+  if (r.has_body()) {
+    r.out.text(reason.substr(0, reason.size() - 2));
+    r.out.text("\n");
     info.body_bytes = reason.size() - 1;
   }
+  return info;
+}
+
+// The query of a request-target, '?' included, without its fragment ('#' onwards, where a '?'
+// is part of the fragment); empty when there is none.
+std::string_view query_of(std::string_view target) noexcept {
+  const auto at = target.find_first_of("?#");
+  if (at == std::string_view::npos || target[at] != '?') return {};
+  const auto query = target.substr(at);
+  return query.substr(0, query.find('#'));
+}
+
+// 308: the archived Location (the block's first line) with the request's query kept.
+response_info redirect(reply& r, std::string_view target, const archive::variant& v) noexcept {
+  const auto line_end = v.block.find("\r\n");
+  const auto query = line_end == std::string_view::npos ? std::string_view() : query_of(target);
+  // The query is copied into the batch, whose room per response is bounded.
+  if (query.size() > output::max_query) return error(r, 414);
+  r.start(308);
+  if (!query.empty()) {
+    r.out.view(v.block.substr(0, line_end));
+    r.out.text(query);
+    r.out.view(v.block.substr(line_end));
+  } else {
+    r.out.view(v.block);
+  }
+  r.end_header();
+  return r.info(308);
+}
+
+// The whole body of `v` under `status`, `extra_lines` after the archived header block.
+response_info whole(reply& r, unsigned status, const archive::variant& v,
+                    std::string_view extra_lines) noexcept {
+  r.start(status);
+  r.out.view(v.block);
+  r.out.text(extra_lines);
+  r.end_header();
+  auto info = r.info(status, v.coding);
+  if (r.has_body()) {
+    r.out.view(v.body);
+    info.body_bytes = v.body.size();
+  }
+  return info;
+}
+
+// A fallback or error page (the entry's stored status): no validators, no ranges.
+response_info stored_page(reply& r, unsigned status, const archive::variant& v) noexcept {
+  return whole(r, status, v, {});
+}
+
+// 200 with the whole representation.
+response_info full(reply& r, const archive::variant& v) noexcept {
+  return whole(r, 200, v, "Accept-Ranges: bytes\r\n");
+}
+
+// 304: the header block's validator lines only.
+response_info not_modified(reply& r, const archive::variant& v) noexcept {
+  r.start(304);
+  r.out.view(v.block.substr(0, v.length_304));
+  r.end_header();
+  return r.info(304, v.coding);
+}
+
+// 416 with "Content-Range: bytes */length".
+response_info range_not_satisfiable(reply& r, const archive::variant& v) noexcept {
+  r.start(416);
+  r.out.view(v.block.substr(0, v.length_304));
+  r.out.text("Content-Range: bytes */");
+  r.out.number(v.body.size());
+  r.out.text("\r\nContent-Length: 0\r\n");
+  r.end_header();
+  return r.info(416, v.coding);
+}
+
+template <byte_sink Sink>
+void content_range_line(Sink& sink, const http::byte_range& range, std::uint64_t length) noexcept {
+  sink.text("Content-Range: bytes ");
+  sink.number(range.first);
+  sink.text("-");
+  sink.number(range.last);
+  sink.text("/");
+  sink.number(length);
+  sink.text("\r\n");
+}
+
+std::string_view slice(std::string_view body, const http::byte_range& range) noexcept {
+  return body.substr(range.first, range.last - range.first + 1);
+}
+
+// 206 with one range of `v`.
+response_info single_range(reply& r, const archive::variant& v,
+                           const http::byte_range& range) noexcept {
+  const auto part = slice(v.body, range);
+  r.start(206);
+  r.out.view(v.block.substr(0, v.length_partial));
+  content_range_line(r.out, range, v.body.size());
+  r.out.text("Content-Length: ");
+  r.out.number(part.size());
+  r.out.text("\r\nAccept-Ranges: bytes\r\n");
+  r.end_header();
+  r.out.view(part);
+  return r.info(206, v.coding, part.size());
+}
+
+// The body of a multipart/byteranges answer (RFC 9110 §14.6).
+struct byteranges {
+  std::string_view tag;        // the boundary is "kawipiko-" + tag
+  std::string_view type_line;  // "Content-Type: …\r\n", repeated in each part
+  std::string_view body;       // the whole representation
+  std::span<const http::byte_range> ranges;
+};
+
+// Each part is "\r\n--kawipiko-<tag>\r\n" + type line + "Content-Range: bytes a-b/len\r\n\r\n" +
+// the bytes; the close delimiter follows the last. Run into a byte_count for the Content-Length,
+// then into the batch: the length and the bytes come from the same calls. The tag and the type
+// line are archive bytes: referenced, not copied (a hostile archive may hold a long type line;
+// the batch's scratch room per response is bounded).
+template <byte_sink Sink>
+void write_parts(Sink& sink, const byteranges& parts) noexcept {
+  for (const auto& range : parts.ranges) {
+    sink.text("\r\n--kawipiko-");
+    sink.view(parts.tag);
+    sink.text("\r\n");
+    sink.view(parts.type_line);
+    content_range_line(sink, range, parts.body.size());
+    sink.text("\r\n");
+    sink.view(slice(parts.body, range));
+  }
+  sink.text("\r\n--kawipiko-");
+  sink.view(parts.tag);
+  sink.text("--\r\n");
+}
+
+// 206 with several ranges of `v`, as multipart/byteranges. The boundary is made of the ETag (a
+// hash of the content, so it cannot occur in it) or, without one, of a fixed string unlikely in
+// real content. Content-Encoding stays on the whole, Content-Type goes into each part.
+response_info multipart(reply& r, const archive::variant& v,
+                        std::span<const http::byte_range> ranges) noexcept {
+  const auto tag = v.etag.size() > 2 ? v.etag.substr(1, v.etag.size() - 2)
+                                     : std::string_view("a8f3c1e07d5b4e92b6d0f1c2e3a4b5c6");
+  const auto type_line = content_type_line(v);
+  const auto encoding_lines = v.block.substr(v.length_304 + type_line.size(),
+                                             v.length_partial - v.length_304 - type_line.size());
+  const byteranges parts{tag, type_line, v.body, ranges};
+  byte_count length;
+  write_parts(length, parts);
+
+  r.start(206);
+  r.out.view(v.block.substr(0, v.length_304));
+  r.out.view(encoding_lines);
+  r.out.text("Content-Type: multipart/byteranges; boundary=kawipiko-");
+  r.out.view(tag);
+  r.out.text("\r\nContent-Length: ");
+  r.out.number(length.bytes());
+  r.out.text("\r\nAccept-Ranges: bytes\r\n");
+  r.end_header();
+  write_parts(r.out, parts);
+  return r.info(206, v.coding, length.bytes());
+}
+
+// Whether the Range header applies: GET only, and an If-Range must match the strong ETag.
+bool is_range_asked(const request& req, const archive::variant& v) noexcept {
+  if (!req.has_range || req.verb == method::head) return false;
+  return !req.has_if_range || (!v.etag.empty() && http::if_range_matches(req.if_range, v.etag));
+}
+
+// The ranges of `v` the request asks for (206, 416), or the whole of it (200) when it asks for
+// none, or for ranges the header does not say clearly or that are too many.
+response_info ranges_or_full(reply& r, const request& req, const archive::variant& v) noexcept {
+  if (is_range_asked(req, v)) {
+    std::array<http::byte_range, max_ranges> ranges{};
+    std::size_t count = 0;
+    switch (http::parse_range(req.range, v.body.size(), ranges, count)) {
+      case http::range_result::unsatisfiable:
+        return range_not_satisfiable(r, v);
+      case http::range_result::satisfiable:
+        if (count == 1) return single_range(r, v, ranges[0]);
+        return multipart(r, v, std::span(ranges).first(count));
+      case http::range_result::none:
+      case http::range_result::too_many:
+        break;
+    }
+  }
+  return full(r, v);
+}
+
+// The entry for `path`, or the fallback (wildcard or error page) that covers it.
+archive::lookup_status look_up(const site& s, std::string_view path,
+                               archive::entry& entry) noexcept {
+  const auto status = s.find(path, entry);
+  if (status != archive::lookup_status::not_found) return status;
+  return s.find_fallback(path, entry);
 }
 
 }  // namespace
@@ -106,226 +336,46 @@ std::string_view status_line(unsigned status) noexcept {
   }
 }
 
-void handler::head(unsigned status, std::string_view date, output& out) const noexcept {
-  out.text(status_line(status));
-  out.text(date);
-  if (security_headers_) out.text(security_lines);
-}
-
-void handler::connection(const request& req, bool close, output& out) noexcept {
-  if (close) {
-    out.text("Connection: close\r\n");
-  } else if (req.version == 10) {
-    out.text("Connection: keep-alive\r\n");
-  }
-}
-
-response_info handler::respond_error(unsigned status, bool is_head, bool closing,
-                                     std::string_view date, output& out) noexcept {
-  response_info info{status, encoding::identity, 0, closing, status == 500};
-  head(status, date, out);
-  error_rest(status, is_head, closing ? "Connection: close\r\n" : "", out, info);
-  return info;
-}
-
-response_info handler::respond(const request& req, bool closing, std::string_view date,
+response_info handler::respond(const request& req, connection_end end, std::string_view date,
                                output& out) noexcept {
-  const bool is_head = req.verb == method::head;
-  const bool close = closing || !req.keep_alive;
-  // A refusal that keeps the connection says so to an HTTP/1.0 client, like any other answer.
-  const auto refuse = [&](unsigned status, bool head_only) {
-    response_info info{status, encoding::identity, 0, close, status == 500};
-    head(status, date, out);
-    error_rest(status, head_only,
-               close               ? "Connection: close\r\n"
-               : req.version == 10 ? "Connection: keep-alive\r\n"
-                                   : "",
-               out, info);
-    return info;
-  };
-  if (req.verb == method::other) return refuse(405, false);
+  reply r{.out = out,
+          .date = date,
+          .security_headers = security_headers_,
+          .body = req.verb == method::head ? body_mode::head_only : body_mode::with_body,
+          .close = end == connection_end::close || !req.keep_alive,
+          .says_keep_alive = req.version == 10};
+  if (req.verb == method::other) return error(r, 405);
 
   std::size_t path_size = 0;
   if (http::normalize_target(req.target, path_, path_size) != http::target_error::none) {
-    return respond_error(400, is_head, true, date, out);
+    r.close = true;  // a client that sends such a target is not trusted with the next request
+    return error(r, 400);
   }
-  const std::string_view path(path_.data(), path_size);
-
   archive::entry entry;
-  auto status = site_.find(path, entry);
-  if (status == archive::lookup_status::not_found) status = site_.find_fallback(path, entry);
-  if (status == archive::lookup_status::corrupt) return refuse(500, is_head);
-  if (status == archive::lookup_status::not_found) return refuse(404, is_head);
-  response_info info{0, encoding::identity, 0, close, false};
+  const auto found = look_up(site_, {path_.data(), path_size}, entry);
+  if (found == archive::lookup_status::corrupt) return error(r, 500);
+  if (found == archive::lookup_status::not_found) return error(r, 404);
 
-  // Redirects: the archived Location (the block's first line) with the request's query kept.
-  if (entry.status == 308) {
-    const auto& v = entry.variants[0];
-    const auto line_end = v.block.find("\r\n");
-    // A '?' after a '#' is part of the fragment, not a query.
-    const auto query_at = req.target.find_first_of("?#");
-    std::string_view query;
-    if (query_at != std::string_view::npos && req.target[query_at] == '?' &&
-        line_end != std::string_view::npos) {
-      query = req.target.substr(query_at);
-      query = query.substr(0, query.find('#'));
-    }
-    // The query is copied into the batch, whose room per response is bounded.
-    if (query.size() > output::max_query) return refuse(414, is_head);
-    head(308, date, out);
-    if (!query.empty()) {
-      out.view(v.block.substr(0, line_end));
-      out.text(query);
-      out.view(v.block.substr(line_end));
-    } else {
-      out.view(v.block);
-    }
-    connection(req, close, out);
-    out.text("\r\n");
-    info.status = 308;
-    return info;
-  }
-
-  const std::size_t chosen = pick_variant(req, entry);
-  const auto& v = entry.variants[chosen];
-  info.coding = v.coding;
-  const std::uint64_t length = v.body.size();
-
-  // Fallback pages and error pages: the stored status, no validators, no ranges.
-  if (entry.status != 200) {
-    head(entry.status, date, out);
-    out.view(v.block);
-    connection(req, close, out);
-    out.text("\r\n");
-    if (!is_head) {
-      out.view(v.body);
-      info.body_bytes = length;
-    }
-    info.status = entry.status;
-    return info;
-  }
-
-  // If-None-Match (weak comparison) wins over Range.
-  // Without a stored ETag only "*" can match (the resource exists).
+  if (entry.status == 308) return redirect(r, req.target, entry.variants[0]);
+  const auto& v = entry.variants[pick_variant(req, entry)];
+  if (entry.status != 200) return stored_page(r, entry.status, v);
+  // If-None-Match (weak comparison) wins over Range. Without a stored ETag only "*" can match
+  // (the resource exists).
   if (req.has_if_none_match && http::if_none_match(req.if_none_match, v.etag)) {
-    head(304, date, out);
-    out.view(v.block.substr(0, v.length_304));
-    connection(req, close, out);
-    out.text("\r\n");
-    info.status = 304;
-    return info;
+    return not_modified(r, v);
   }
+  return ranges_or_full(r, req, v);
+}
 
-  // Range on the selected variant, GET only; If-Range must match the strong ETag.
-  if (req.has_range && !is_head &&
-      (!req.has_if_range || (!v.etag.empty() && http::if_range_matches(req.if_range, v.etag)))) {
-    std::array<http::byte_range, max_ranges> ranges{};
-    std::size_t count = 0;
-    const auto result = http::parse_range(req.range, length, ranges, count);
-    if (result == http::range_result::unsatisfiable) {
-      head(416, date, out);
-      out.view(v.block.substr(0, v.length_304));
-      out.text("Content-Range: bytes */");
-      out.number(length);
-      out.text("\r\nContent-Length: 0\r\n");
-      connection(req, close, out);
-      out.text("\r\n");
-      info.status = 416;
-      return info;
-    }
-    if (result == http::range_result::satisfiable && count == 1) {
-      const auto& r = ranges[0];
-      head(206, date, out);
-      out.view(v.block.substr(0, v.length_partial));
-      out.text("Content-Range: bytes ");
-      out.number(r.first);
-      out.text("-");
-      out.number(r.last);
-      out.text("/");
-      out.number(length);
-      out.text("\r\nContent-Length: ");
-      out.number(r.last - r.first + 1);
-      out.text("\r\nAccept-Ranges: bytes\r\n");
-      connection(req, close, out);
-      out.text("\r\n");
-      out.view(v.body.substr(r.first, r.last - r.first + 1));
-      info.status = 206;
-      info.body_bytes = r.last - r.first + 1;
-      return info;
-    }
-    if (result == http::range_result::satisfiable) {
-      // multipart/byteranges; the boundary is made of the ETag (a hash of the content, so it
-      // cannot occur in it) or, without one, of a fixed string unlikely in real content.
-      const auto tag = v.etag.size() > 2 ? v.etag.substr(1, v.etag.size() - 2)
-                                         : std::string_view("a8f3c1e07d5b4e92b6d0f1c2e3a4b5c6");
-      const auto type_line = content_type_line(v);
-      const auto encoding_lines = v.block.substr(
-          v.length_304 + type_line.size(), v.length_partial - v.length_304 - type_line.size());
-      // Each part: "\r\n--kawipiko-<tag>\r\n" + type line + "Content-Range: bytes a-b/len\r\n\r\n".
-      const auto digits = [](std::uint64_t n) {
-        std::uint64_t d = 1;
-        while (n >= 10) {
-          n /= 10;
-          ++d;
-        }
-        return d;
-      };
-      const std::uint64_t delimiter = 2 + 2 + 9 + tag.size() + 2;  // \r\n--kawipiko-<tag>\r\n
-      std::uint64_t total = 0;
-      for (std::size_t i = 0; i < count; ++i) {
-        const auto& r = ranges[i];
-        total += delimiter + type_line.size() + 21 + digits(r.first) + 1 + digits(r.last) + 1 +
-                 digits(length) + 2 + 2 + (r.last - r.first + 1);
-      }
-      total += 2 + 2 + 9 + tag.size() + 2 + 2;  // \r\n--kawipiko-<tag>--\r\n
-      head(206, date, out);
-      out.view(v.block.substr(0, v.length_304));
-      out.view(encoding_lines);
-      out.text("Content-Type: multipart/byteranges; boundary=kawipiko-");
-      out.view(tag);
-      out.text("\r\nContent-Length: ");
-      out.number(total);
-      out.text("\r\nAccept-Ranges: bytes\r\n");
-      connection(req, close, out);
-      out.text("\r\n");
-      for (std::size_t i = 0; i < count; ++i) {
-        const auto& r = ranges[i];
-        // The tag and the type line are archive bytes: referenced, not copied (a hostile archive
-        // may hold a long type line; the batch's scratch room per response is bounded).
-        out.text("\r\n--kawipiko-");
-        out.view(tag);
-        out.text("\r\n");
-        out.view(type_line);
-        out.text("Content-Range: bytes ");
-        out.number(r.first);
-        out.text("-");
-        out.number(r.last);
-        out.text("/");
-        out.number(length);
-        out.text("\r\n\r\n");
-        out.view(v.body.substr(r.first, r.last - r.first + 1));
-      }
-      out.text("\r\n--kawipiko-");
-      out.view(tag);
-      out.text("--\r\n");
-      info.status = 206;
-      info.body_bytes = total;
-      return info;
-    }
-    // none or too_many: the whole representation.
-  }
-
-  head(200, date, out);
-  out.view(v.block);
-  out.text("Accept-Ranges: bytes\r\n");
-  connection(req, close, out);
-  out.text("\r\n");
-  if (!is_head) {
-    out.view(v.body);
-    info.body_bytes = length;
-  }
-  info.status = 200;
-  return info;
+response_info handler::respond_error(unsigned status, body_mode body, connection_end end,
+                                     std::string_view date, output& out) noexcept {
+  reply r{.out = out,
+          .date = date,
+          .security_headers = security_headers_,
+          .body = body,
+          .close = end == connection_end::close,
+          .says_keep_alive = false};
+  return error(r, status);
 }
 
 }  // namespace kawipiko::serve

@@ -32,6 +32,15 @@ struct request {
   std::string_view if_range;
 };
 
+// Whether an answer carries its body: a HEAD request gets the header only.
+enum class body_mode { with_body, head_only };
+
+// How the connection ends after a response. `as_requested` leaves it to the request (its version
+// and Connection field; respond_error, which has no request, then keeps the connection); `close`
+// ends it whatever was asked, with "Connection: close" (request cap reached, server draining,
+// a request that could not be parsed).
+enum class connection_end { as_requested, close };
+
 struct response_info {
   unsigned status = 0;
   archive::encoding coding = archive::encoding::identity;
@@ -45,20 +54,17 @@ class handler {
   handler(const site& s, bool security_headers) noexcept
       : site_(s), security_headers_(security_headers) {}
 
-  // Appends the response to `req` to `out` (which must have room for one response). `closing`
-  // forces "Connection: close" (request cap reached, server draining). `date` is the Date line.
-  response_info respond(const request& req, bool closing, std::string_view date,
+  // Appends the response to `req` to `out` (which must have room for one response). `date` is
+  // the Date line.
+  response_info respond(const request& req, connection_end end, std::string_view date,
                         output& out) noexcept;
 
   // A short text answer for a request that could not be parsed or is refused (400, 404, 405,
-  // 413, 431, 500…). `closing` says whether the connection ends after it ("Connection: close").
-  response_info respond_error(unsigned status, bool head, bool closing, std::string_view date,
-                              output& out) noexcept;
+  // 413, 431, 500…).
+  response_info respond_error(unsigned status, body_mode body, connection_end end,
+                              std::string_view date, output& out) noexcept;
 
  private:
-  void head(unsigned status, std::string_view date, output& out) const noexcept;
-  static void connection(const request& req, bool close, output& out) noexcept;
-
   const site& site_;
   bool security_headers_;
   std::array<char, 8192> path_{};

@@ -2,16 +2,45 @@
 // A batch of responses on its way to one socket: the iovec list that one writev sends, and a
 // scratch area for the few bytes that are made per response (status line, Date, Content-Range…).
 // Header blocks and bodies are not copied: their parts point into the archive. One per worker
-// thread, reused for every batch, so the steady state allocates nothing.
+// thread, reused for every batch, so the steady state allocates nothing. Also a counting sink
+// with the same appending interface, so that a length announced before some bytes is computed by
+// the very writer that appends them.
 
 #include <sys/uio.h>
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string_view>
 
 namespace kawipiko::serve {
+
+// The decimal text of a number, in a buffer of its own.
+class decimal {
+ public:
+  explicit decimal(std::uint64_t value) noexcept {
+    do {
+      digits_[sizeof digits_ - 1 - size_++] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    } while (value != 0);
+  }
+  [[nodiscard]] std::string_view view() const noexcept {
+    return {digits_ + sizeof digits_ - size_, size_};
+  }
+
+ private:
+  char digits_[20];  // 2^64 - 1 has 20 digits
+  std::size_t size_ = 0;
+};
+
+// What a response writer appends to: `output`, or `byte_count` to learn the length first.
+template <class Sink>
+concept byte_sink = requires(Sink& sink, std::string_view bytes, std::uint64_t value) {
+  sink.view(bytes);
+  sink.text(bytes);
+  sink.number(value);
+};
 
 class output {
  public:
@@ -58,15 +87,7 @@ class output {
     parts_[count_++] = {at, bytes.size()};
   }
   // Appends a decimal number as text.
-  void number(std::uint64_t value) noexcept {
-    char digits[20];
-    std::size_t n = 0;
-    do {
-      digits[sizeof digits - 1 - n++] = static_cast<char>('0' + value % 10);
-      value /= 10;
-    } while (value != 0);
-    text({digits + sizeof digits - n, n});
-  }
+  void number(std::uint64_t value) noexcept { text(decimal(value).view()); }
 
   [[nodiscard]] std::span<const iovec> parts() const noexcept { return {parts_.data(), count_}; }
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
@@ -82,5 +103,19 @@ class output {
   std::size_t used_ = 0;
   std::size_t bytes_ = 0;
 };
+
+// A sink that appends nothing and counts the bytes an `output` would receive from the same calls.
+class byte_count {
+ public:
+  void view(std::string_view bytes) noexcept { bytes_ += bytes.size(); }
+  void text(std::string_view bytes) noexcept { bytes_ += bytes.size(); }
+  void number(std::uint64_t value) noexcept { bytes_ += decimal(value).view().size(); }
+  [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
+
+ private:
+  std::uint64_t bytes_ = 0;
+};
+
+static_assert(byte_sink<output> && byte_sink<byte_count>);
 
 }  // namespace kawipiko::serve

@@ -1,7 +1,6 @@
 #pragma once
 // The archive a server answers from: the file (mapped or in memory), its validated reader, and
-// the optional in-memory path index. Immutable once built and shared by every thread; a later
-// reload swaps the whole object behind one handle.
+// the optional in-memory path index. Immutable once built and shared by every thread.
 
 #include <memory>
 #include <string_view>
@@ -20,6 +19,9 @@ class site {
   // std::runtime_error / std::system_error with a one-line message naming the file.
   explicit site(const options& opts);
 
+  // The entry stored for `path` (a normalized request path), or for find_fallback the wildcard
+  // or error page that covers it. `corrupt` for a record that cannot be decoded or whose header
+  // block failed the check at open (answered with a 500). Thread-safe, no allocation.
   [[nodiscard]] archive::lookup_status find(std::string_view path,
                                             archive::entry& out) const noexcept;
   [[nodiscard]] archive::lookup_status find_fallback(std::string_view path,
@@ -27,8 +29,6 @@ class site {
 
   [[nodiscard]] std::size_t size() const noexcept { return file_.size(); }
   [[nodiscard]] std::size_t indexed() const noexcept { return index_.size(); }
-  // Entries whose header blocks failed the check at open: each is answered with a 500.
-  [[nodiscard]] std::size_t malformed() const noexcept { return malformed_.size(); }
   [[nodiscard]] const archive::reader& reader() const noexcept { return reader_; }
 
  private:

@@ -198,13 +198,15 @@ class session {
       if (parsed.status == parse_status::complete) {
         ++requests_;
         const bool last = requests_ >= limits.requests_per_connection || worker_.draining_;
-        info = worker_.handler_.respond(req, last, date, out);
+        info = worker_.handler_.respond(
+            req, last ? connection_end::close : connection_end::as_requested, date, out);
         offset += parsed.consumed;
       } else {
         const unsigned status = parsed.status == parse_status::too_large  ? 431
                                 : parsed.status == parse_status::has_body ? 413
                                                                           : 400;
-        info = worker_.handler_.respond_error(status, false, true, date, out);
+        info = worker_.handler_.respond_error(status, body_mode::with_body, connection_end::close,
+                                              date, out);
         offset = input.size();
       }
       if (info.close) closing_ = true;

@@ -108,14 +108,17 @@ std::string converse(const serve::site& site, bool security_headers, std::string
       bool head = false;
       if (parsed.status == serve::parse_status::complete) {
         ++requests;
-        info = handler.respond(req, requests >= requests_per_connection, date, out);
+        const auto end = requests >= requests_per_connection ? serve::connection_end::close
+                                                             : serve::connection_end::as_requested;
+        info = handler.respond(req, end, date, out);
         head = req.verb == serve::method::head;
         offset += parsed.consumed;
       } else {
         const unsigned status = parsed.status == serve::parse_status::too_large  ? 431
                                 : parsed.status == serve::parse_status::has_body ? 413
                                                                                  : 400;
-        info = handler.respond_error(status, false, true, date, out);
+        info = handler.respond_error(status, serve::body_mode::with_body,
+                                     serve::connection_end::close, date, out);
         offset = input.size();
       }
       closing = info.close;

@@ -29,7 +29,6 @@ normalized normalize(std::string_view target, std::size_t capacity) {
   std::vector<char> buffer(capacity);
   std::size_t size = 12345;
   const auto error = http::normalize_target(target, buffer, size);
-  KAWIPIKO_FUZZ_CHECK(!http::to_string(error).empty());
   if (error != http::target_error::none) {
     KAWIPIKO_FUZZ_CHECK(size == 0);
     return {error, {}};
@@ -56,19 +55,6 @@ void check_normal_form(std::string_view path) {
   }
 }
 
-std::string encode(std::string_view path) {
-  const std::string encoded = http::encode_path(path);
-  // The span form agrees, and says 0 when one byte of room is missing.
-  std::vector<char> buffer(encoded.size());
-  KAWIPIKO_FUZZ_CHECK(http::encode_path(path, buffer) == encoded.size());
-  KAWIPIKO_FUZZ_CHECK(std::string_view(buffer.data(), buffer.size()) == encoded);
-  if (!encoded.empty()) {
-    std::vector<char> short_buffer(encoded.size() - 1);
-    KAWIPIKO_FUZZ_CHECK(http::encode_path(path, short_buffer) == 0);
-  }
-  return encoded;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -84,13 +70,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   if (full.error == http::target_error::none) {
     check_normal_form(full.path);
-    const std::string encoded = encode(full.path);
+    const std::string encoded = http::encode_path(full.path);
     const auto again = normalize(encoded, encoded.size());
     KAWIPIKO_FUZZ_CHECK(again.error == http::target_error::none && again.path == full.path);
   }
 
   // The input as a path: every byte encoded that needs it, so only a control byte can fail.
-  const std::string encoded = encode("/" + std::string(target));
+  const std::string encoded = http::encode_path("/" + std::string(target));
   auto expected = http::target_error::none;
   for (const char ch : target) {
     const auto c = static_cast<unsigned char>(ch);

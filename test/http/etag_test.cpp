@@ -66,3 +66,19 @@ TEST_CASE("if_none_match never matches an invalid or missing stored tag except w
   CHECK_FALSE(if_none_match("abc", "abc"));
   CHECK(if_none_match("\"\"", "\"\""));
 }
+
+TEST_CASE("is_strong_etag accepts a quoted opaque-tag of visible bytes and nothing else",
+          "[http][etag]") {
+  using kawipiko::http::is_strong_etag;
+  for (const std::string_view tag :
+       {"\"\"", "\"abc\"", "\"a,b\"", "\"!#~\"", "\"caf\xc3\xa9\"", "\"\x80\xff\""}) {
+    CAPTURE(tag);
+    CHECK(is_strong_etag(tag));
+  }
+  for (const std::string_view tag :
+       {"", "\"", "abc", "\"abc", "abc\"", "W/\"abc\"", "\"a b\"", "\"a\tb\"", "\"a\"b\"",
+        "\"a\x7f\"", "\"a\x01\"", " \"abc\""}) {
+    CAPTURE(tag);
+    CHECK_FALSE(is_strong_etag(tag));
+  }
+}

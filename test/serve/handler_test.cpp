@@ -113,7 +113,8 @@ answer respond(const serve::request& req, bool closing = false, bool security = 
                const serve::site* from = nullptr) {
   serve::handler handler(from != nullptr ? *from : *shared().site, security);
   auto out = std::make_unique<serve::output>();
-  const auto info = handler.respond(req, closing, test_date(), *out);
+  const auto end = closing ? serve::connection_end::close : serve::connection_end::as_requested;
+  const auto info = handler.respond(req, end, test_date(), *out);
   return finish(info, *out, req.verb == serve::method::head);
 }
 
@@ -560,6 +561,40 @@ TEST_CASE("several ranges are answered as multipart/byteranges with a matching l
   CHECK(a.response.field("Vary") == "Accept-Encoding");
 }
 
+TEST_CASE("a multipart Content-Length is exactly the number of body bytes written",
+          "[serve][handler]") {
+  std::string sixteen = "bytes=";
+  for (std::size_t i = 0; i < 16; ++i) {
+    sixteen += (i ? "," : "") + std::to_string(i * 1234) + "-" + std::to_string(i * 1234 + i);
+  }
+  struct expectation {
+    const char* target;
+    const char* accept;
+    std::string range;
+  };
+  for (const auto& [target, accept, range] : {
+           expectation{"/data.bin", "", "bytes=0-0,2-2"},
+           expectation{"/data.bin", "", "bytes=0-9,990-999"},
+           expectation{"/data.bin", "", "bytes=-1,0-0,500-"},
+           expectation{"/", "", "bytes=0-0,9-10,99-100,999-1000,9999-10000"},
+           expectation{"/", "", sixteen},
+           expectation{"/", "gzip", "bytes=0-9,20-"},
+           expectation{"/", "br", "bytes=1-1,-3"},
+       }) {
+    INFO(target << " " << accept << " " << range);
+    auto req = with_range(get(target), range);
+    if (*accept != '\0') req = with_encoding(req, accept);
+    const auto a = respond(req);
+    REQUIRE(a.info.status == 206);
+    REQUIRE(a.response.field("Content-Type").value_or("").starts_with("multipart/byteranges"));
+    const auto body_at = a.raw.find("\r\n\r\n");
+    REQUIRE(body_at != std::string::npos);
+    const auto written = a.raw.size() - (body_at + 4);
+    CHECK(a.response.field("Content-Length") == std::to_string(written));
+    CHECK(a.info.body_bytes == written);
+  }
+}
+
 TEST_CASE("more than 16 ranges, bad syntax, other units and HEAD get the whole 200",
           "[serve][handler]") {
   std::string seventeen = "bytes=";
@@ -658,7 +693,10 @@ TEST_CASE("refusals are short text answers that say whether the connection close
       for (const bool is_head : {false, true}) {
         serve::handler handler(site, true);
         auto out = std::make_unique<serve::output>();
-        const auto info = handler.respond_error(status, is_head, closing, test_date(), *out);
+        const auto info = handler.respond_error(
+            status, is_head ? serve::body_mode::head_only : serve::body_mode::with_body,
+            closing ? serve::connection_end::close : serve::connection_end::as_requested,
+            test_date(), *out);
         const auto a = finish(info, *out, is_head);
         CHECK(info.status == status);
         CHECK(info.close == closing);
@@ -702,7 +740,8 @@ TEST_CASE("responses appended to one batch stay whole and in order", "[serve][ha
   while (out->has_room_for_response()) {
     const auto first = n % 1000;
     const auto range = "bytes=" + std::to_string(first) + "-" + std::to_string(first);
-    (void)handler.respond(with_range(get("/data.bin"), range), false, test_date(), *out);
+    (void)handler.respond(with_range(get("/data.bin"), range), serve::connection_end::as_requested,
+                          test_date(), *out);
     expected.push_back("bytes " + std::to_string(first) + "-" + std::to_string(first) + "/1000");
     ++n;
   }

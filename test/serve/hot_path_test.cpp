@@ -106,9 +106,11 @@ TEST_CASE("parsing and answering requests allocates nothing", "[serve][hot]") {
         serve::request req;
         const auto parsed = serve::parse_request(text, 16 * 1024, req);
         if (parsed.status == serve::parse_status::complete) {
-          (void)handler.respond(req, false, "Date: x\r\n", *out_batch);
+          (void)handler.respond(req, serve::connection_end::as_requested, "Date: x\r\n",
+                                *out_batch);
         } else {
-          (void)handler.respond_error(400, false, true, "Date: x\r\n", *out_batch);
+          (void)handler.respond_error(400, serve::body_mode::with_body,
+                                      serve::connection_end::close, "Date: x\r\n", *out_batch);
         }
         if (!out_batch->parts().empty()) ++answered;
       }
