@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -34,6 +35,13 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 namespace {
+
+// What validate() accepts.
+constexpr unsigned max_threads = 1024;
+constexpr unsigned max_processes = 1024;
+constexpr std::size_t min_header_bytes = 256;
+constexpr std::size_t max_header_bytes = 60 * 1024;
+constexpr std::chrono::seconds max_timeout{86'400};  // a day
 
 // As many descriptors as the hard limit allows: each connection is one.
 void raise_descriptor_limit() {
@@ -324,11 +332,19 @@ base::unique_fd hold_ephemeral_port(tcp::endpoint& endpoint) {
   return holder;
 }
 
+template <class Number>
+void check_range(Number value, Number lowest, Number highest, std::string_view flag) {
+  if (value < lowest || value > highest) {
+    throw base::invalid_option(std::string(flag) + " must be " + std::to_string(lowest) + " to " +
+                               std::to_string(highest));
+  }
+}
+
 }  // namespace
 
 tcp::endpoint parse_bind(const std::string& text) {
   const auto fail = [&]() -> tcp::endpoint {
-    throw std::invalid_argument("invalid --bind '" + text + "' (expected <ip>:<port>)");
+    throw base::invalid_option("invalid --bind '" + text + "' (expected <ip>:<port>)");
   };
   const auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return fail();
@@ -350,10 +366,32 @@ tcp::endpoint parse_bind(const std::string& text) {
   return {address, static_cast<unsigned short>(port)};
 }
 
-int run(const options& opts) {
-  if (opts.threads == 0 || opts.processes == 0) {
-    throw std::invalid_argument("--threads and --processes must be at least 1");
+void validate(const options& opts) {
+  if (opts.archive.empty()) throw base::invalid_option("--archive is required");
+  // A profile is one process's.
+  if ((!opts.profile_cpu.empty() || !opts.profile_mem.empty()) && opts.processes != 1) {
+    throw base::invalid_option("--profile-cpu and --profile-mem need --processes 1");
   }
+  check_range(opts.threads, 1u, max_threads, "--threads");
+  check_range(opts.processes, 1u, max_processes, "--processes");
+  check_range(opts.limits.header_bytes, min_header_bytes, max_header_bytes, "--header-limit");
+  const std::pair<std::string_view, std::chrono::milliseconds> timeouts[] = {
+      {"--header-timeout", opts.limits.header_timeout},
+      {"--idle-timeout", opts.limits.idle_timeout},
+      {"--write-timeout", opts.limits.write_timeout},
+      {"--shutdown-grace", opts.limits.shutdown_grace},
+  };
+  for (const auto& [flag, timeout] : timeouts) {
+    if (timeout <= std::chrono::milliseconds::zero() || timeout > max_timeout) {
+      throw base::invalid_option(std::string(flag) + " must be more than 0 and at most " +
+                                 std::to_string(max_timeout.count()) + " seconds");
+    }
+  }
+  (void)parse_bind(opts.bind);
+}
+
+int run(const options& opts) {
+  validate(opts);
   auto endpoint = parse_bind(opts.bind);
   raise_descriptor_limit();
   const site s(opts);
