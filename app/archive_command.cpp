@@ -9,12 +9,15 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "archive/builder.hpp"
+#include "archive/compress.hpp"
 #include "commands.hpp"
+#include "usage.hpp"
 
 namespace kawipiko::app {
 
@@ -28,45 +31,103 @@ constexpr const char* usage_head =
     "Compiles a website folder into one read-only archive for 'kawipiko serve'.\n"
     "\n";
 
-struct usage_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 std::atomic<bool> interrupted{false};
 
 extern "C" void on_interrupt(int) {
   interrupted.store(true);
 }
 
+// What only the command line knows, beside archive::build_options.
+struct command_line {
+  std::optional<std::string> compress;  // --compress, a list of codec names
+  int level = -1;                       // --compress-level; below 0: each codec's own default
+  bool progress = false;
+  bool quiet = false;
+  bool debug = false;
+};
+
+// "brotli,gzip": codec names as --compress takes them.
+std::string codec_list(const std::vector<archive::codec_setting>& codecs) {
+  std::string list;
+  for (const auto& setting : codecs) {
+    if (!list.empty()) list += ',';
+    list += archive::codec_name(setting.codec);
+  }
+  return list;
+}
+
+// "gzip 9, brotli 11": each codec's own level, used unless --compress-level is given.
+std::string default_levels() {
+  std::string text;
+  for (const auto codec : {archive::encoding::gzip, archive::encoding::br}) {
+    if (!text.empty()) text += ", ";
+    text += std::string(archive::codec_name(codec)) + " " +
+            std::to_string(archive::default_level(codec));
+  }
+  return text;
+}
+
+// The flags; they store into `o`, whose values are the defaults, and `cli`.
+po::options_description archive_flags(archive::build_options& o, command_line& cli) {
+  const archive::build_options d;
+  return describe({
+      {"sources", stores(o.sources, "<folder>"), "the website folder to publish"},
+      {"archive", stores(o.archive, "<file>"), "the archive file to write (replaced atomically)"},
+      {"compress", stores(cli.compress, "<list>"),
+       "comma list of gzip, brotli, identity" + default_is(codec_list(d.codecs)) +
+           "; identity keeps only the uncompressed body"},
+      {"compress-level", stores(cli.level, "<n>"),
+       "compression level for every codec" + default_is(default_levels())},
+      {"exclude-index", clears(o.include_index), "do not answer folder/ with its index.* file"},
+      {"exclude-strip", clears(o.include_strip),
+       "do not answer /page with page.html (.htm, .xhtml, .xht, .txt)"},
+      {"exclude-etag", clears(o.include_etag), "do not send ETag (disables conditional requests)"},
+      {"include-etag", nullptr, "accepted for compatibility: ETag is the default"},
+      {"exclude-cache", clears(o.include_cache), "do not send Cache-Control"},
+      {"cache-control", stores(o.cache_control, "<value>"),
+       "Cache-Control value" + default_is(d.cache_control)},
+      {"exclude-file-listing", clears(o.include_file_listing),
+       "do not store the internal list of paths"},
+      {"include-folder-listing", sets(o.include_folder_listing),
+       "answer folders without an index with an HTML listing"},
+      {"exclude-slash-redirects", clears(o.include_slash_redirects),
+       "no 308 redirects between /folder and /folder/, /page/ and /page"},
+      {"no-reuse", clears(o.reuse),
+       "compress everything again instead of reusing the previous archive's variants"},
+      {"jobs", stores(o.jobs, "<n>"), "compression threads (default: one per core)"},
+      {"progress", sets(cli.progress), "report progress on stderr even without a terminal"},
+      {"quiet", sets(cli.quiet), "no progress report"},
+      {"debug", sets(cli.debug), "log one line per file"},
+      {"help,h", nullptr, "show this help"},
+  });
+}
+
+// The codecs of a --compress list, at `level` (below 0: each codec's own). identity is dropped:
+// the uncompressed body is always stored. archive::build checks levels and repeats.
 std::vector<archive::codec_setting> parse_compress(const std::string& list, int level) {
   std::vector<archive::codec_setting> codecs;
   std::size_t start = 0;
   while (start <= list.size()) {
     const auto comma = list.find(',', start);
     const std::string name = list.substr(start, comma == std::string::npos ? comma : comma - start);
-    archive::encoding codec;
-    if (name == "gzip") {
-      codec = archive::encoding::gzip;
-    } else if (name == "brotli" || name == "br") {
-      codec = archive::encoding::br;
-    } else if (name == "identity" || name == "none") {
-      codec = archive::encoding::identity;
-    } else {
-      throw usage_error("unknown compression '" + name + "' (gzip, brotli, identity)");
+    const auto codec = archive::parse_codec_name(name);
+    if (!codec) throw usage_error("unknown compression '" + name + "' (gzip, brotli, identity)");
+    if (*codec != archive::encoding::identity) {
+      codecs.push_back({*codec, level >= 0 ? level : archive::default_level(*codec)});
     }
-    const int chosen = level >= 0 ? level : archive::default_level(codec);
-    if (codec != archive::encoding::identity && !archive::is_valid_level(codec, chosen)) {
-      throw usage_error("compression level " + std::to_string(chosen) + " is out of range for '" +
-                        name + "' (gzip 1-9, brotli 0-11)");
-    }
-    for (const auto& seen : codecs) {
-      if (seen.codec == codec) throw usage_error("compression '" + name + "' given twice");
-    }
-    if (codec != archive::encoding::identity) codecs.push_back({codec, chosen});
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
   return codecs;
+}
+
+// --compress replaces the default codecs; --compress-level alone applies to them.
+void choose_codecs(archive::build_options& options, const command_line& cli) {
+  if (cli.compress) {
+    options.codecs = parse_compress(*cli.compress, cli.level);
+  } else if (cli.level >= 0) {
+    for (auto& setting : options.codecs) setting.level = cli.level;
+  }
 }
 
 std::string megabytes(std::uint64_t bytes) {
@@ -79,6 +140,8 @@ std::string megabytes(std::uint64_t bytes) {
 class progress_reporter {
  public:
   explicit progress_reporter(bool terminal) : terminal_(terminal) {}
+
+  [[nodiscard]] bool on_terminal() const { return terminal_; }
 
   void report(const archive::progress_event& event) {
     const auto now = std::chrono::steady_clock::now();
@@ -123,86 +186,13 @@ class progress_reporter {
   std::chrono::steady_clock::time_point last_{};
 };
 
-int run(int argc, char** argv) {
-  archive::build_options options;
-  std::string compress = "brotli,gzip";
-  int level = -1;
-  bool exclude_index = false, exclude_strip = false, exclude_etag = false, exclude_cache = false;
-  bool exclude_file_listing = false, exclude_slash_redirects = false, no_reuse = false;
-  bool include_etag = false, progress = false, quiet = false, debug = false;
-
-  po::options_description flags("options");
-  flags.add_options()("sources", po::value(&options.sources)->value_name("<folder>"),
-                      "the website folder to publish")(
-      "archive", po::value(&options.archive)->value_name("<file>"),
-      "the archive file to write (replaced atomically)")(
-      "compress", po::value(&compress)->value_name("<list>"),
-      "comma list of gzip, brotli, identity (default: brotli,gzip); identity keeps only the "
-      "uncompressed body")("compress-level", po::value(&level)->value_name("<n>"),
-                           "compression level for every codec (default: gzip 9, brotli 11)")(
-      "exclude-index", po::bool_switch(&exclude_index),
-      "do not answer folder/ with its index.* file")(
-      "exclude-strip", po::bool_switch(&exclude_strip),
-      "do not answer /page with page.html (.htm, .xhtml, .xht, .txt)")(
-      "exclude-etag", po::bool_switch(&exclude_etag),
-      "do not send ETag (disables conditional requests)")(
-      "include-etag", po::bool_switch(&include_etag),
-      "accepted for compatibility: ETag is the default")(
-      "exclude-cache", po::bool_switch(&exclude_cache), "do not send Cache-Control")(
-      "cache-control", po::value(&options.cache_control)->value_name("<value>"),
-      "Cache-Control value (default: public, immutable, max-age=3600)")(
-      "exclude-file-listing", po::bool_switch(&exclude_file_listing),
-      "do not store the internal list of paths")(
-      "include-folder-listing", po::bool_switch(&options.include_folder_listing),
-      "answer folders without an index with an HTML listing")(
-      "exclude-slash-redirects", po::bool_switch(&exclude_slash_redirects),
-      "no 308 redirects between /folder and /folder/, /page/ and /page")(
-      "no-reuse", po::bool_switch(&no_reuse),
-      "compress everything again instead of reusing the previous archive's variants")(
-      "jobs", po::value(&options.jobs)->value_name("<n>"),
-      "compression threads (default: one per core)")(
-      "progress", po::bool_switch(&progress), "report progress on stderr even without a terminal")(
-      "quiet", po::bool_switch(&quiet), "no progress report")(
-      "debug", po::bool_switch(&debug), "log one line per file")("help,h", "show this help");
-
-  po::variables_map values;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(flags).run(), values);
-    po::notify(values);
-  } catch (const po::error& e) {
-    throw usage_error(e.what());
-  }
-  if (values.count("help")) {
-    std::cout << usage_head << flags;
-    return 0;
-  }
-  if (options.sources.empty()) throw usage_error("--sources is required");
-  if (options.archive.empty()) throw usage_error("--archive is required");
-  if (values.count("jobs") && (options.jobs == 0 || options.jobs > 256)) {
-    throw usage_error("--jobs must be between 1 and 256");
-  }
-  options.codecs = parse_compress(compress, level);
-  options.include_index = !exclude_index;
-  options.include_strip = !exclude_strip;
-  options.include_etag = !exclude_etag;
-  options.include_cache = !exclude_cache;
-  options.include_file_listing = !exclude_file_listing;
-  options.include_slash_redirects = !exclude_slash_redirects;
-  options.reuse = !no_reuse;
-
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  // Past a file size limit (ulimit -f) a write must fail with EFBIG, reported and cleaned up,
-  // rather than the signal killing the process and leaving the temp file behind.
-  std::signal(SIGXFSZ, SIG_IGN);
-
+// Progress, debug lines and warnings on stderr, as the flags ask; SIGINT and SIGTERM cancel.
+archive::build_hooks make_hooks(const command_line& cli, progress_reporter& reporter) {
   archive::build_hooks hooks;
-  const bool terminal = ::isatty(STDERR_FILENO) != 0;
-  progress_reporter reporter(terminal);
-  if (!quiet && !debug && (terminal || progress)) {
+  if (!cli.quiet && !cli.debug && (reporter.on_terminal() || cli.progress)) {
     hooks.progress = [&reporter](const archive::progress_event& e) { reporter.report(e); };
   }
-  if (debug) {
+  if (cli.debug) {
     hooks.debug = [](const std::string& line) {
       std::fprintf(stderr, "[debug] %s\n", line.c_str());
     };
@@ -211,8 +201,10 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "kawipiko archive: warning: %s\n", line.c_str());
   };
   hooks.cancelled = [] { return interrupted.load(); };
+  return hooks;
+}
 
-  const auto stats = archive::build(options, hooks);
+void print_summary(const archive::build_stats& stats) {
   // The ratio is what a client accepting every stored coding downloads, against the sources.
   const double ratio = stats.bytes_in == 0 ? 100.0
                                            : 100.0 * static_cast<double>(stats.bytes_smallest) /
@@ -230,21 +222,38 @@ int run(int argc, char** argv) {
       static_cast<unsigned long long>(stats.variants_compressed),
       static_cast<unsigned long long>(stats.variants_reused), megabytes(stats.archive_size).c_str(),
       stats.seconds);
+}
+
+int run(int argc, char** argv) {
+  archive::build_options options;
+  command_line cli;
+  const auto flags = archive_flags(options, cli);
+  const auto values = parse(argc, argv, flags);
+  if (values.count("help")) {
+    std::cout << usage_head << flags;
+    return 0;
+  }
+  // Jobs 0 is the library's "one per core": only here can an explicit --jobs 0 be told apart.
+  if (values.count("jobs") && (options.jobs == 0 || options.jobs > 256)) {
+    throw usage_error("--jobs must be between 1 and 256");
+  }
+  choose_codecs(options, cli);
+
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  // Past a file size limit (ulimit -f) a write must fail with EFBIG, reported and cleaned up,
+  // rather than the signal killing the process and leaving the temp file behind.
+  std::signal(SIGXFSZ, SIG_IGN);
+
+  progress_reporter reporter(::isatty(STDERR_FILENO) != 0);
+  print_summary(archive::build(options, make_hooks(cli, reporter)));
   return 0;
 }
 
 }  // namespace
 
 int archive_command(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const usage_error& e) {
-    std::fprintf(stderr, "kawipiko archive: error: %s\nTry 'kawipiko archive --help'.\n", e.what());
-    return 2;
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "kawipiko archive: error: %s\nTry 'kawipiko archive --help'.\n", e.what());
-    return 2;
-  }
+  return run_applet("kawipiko archive", [&] { return run(argc, argv); });
 }
 
 }  // namespace kawipiko::app

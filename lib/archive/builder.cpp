@@ -169,22 +169,22 @@ std::string describe(const stored_item& item, const work_result& result, std::st
 }
 
 void validate(const build_options& options) {
-  if (options.sources.empty()) throw std::invalid_argument("no sources folder given");
-  if (options.archive.empty()) throw std::invalid_argument("no archive path given");
+  if (options.sources.empty()) throw base::invalid_option("--sources is required");
+  if (options.archive.empty()) throw base::invalid_option("--archive is required");
   std::set<encoding> seen;
   for (const auto& setting : options.codecs) {
-    if (!seen.insert(setting.codec).second) {
-      throw std::invalid_argument("compression '" + std::string(token(setting.codec)) +
-                                  "' given twice");
-    }
+    const std::string name(codec_name(setting.codec));
     if (!is_valid_level(setting.codec, setting.level)) {
-      throw std::invalid_argument("invalid level " + std::to_string(setting.level) + " for '" +
-                                  std::string(token(setting.codec)) + "'");
+      throw base::invalid_option("compression level " + std::to_string(setting.level) +
+                                 " is out of range for '" + name + "' (gzip 1-9, brotli 0-11)");
+    }
+    if (!seen.insert(setting.codec).second) {
+      throw base::invalid_option("compression '" + name + "' given twice");
     }
   }
   for (const char c : options.cache_control) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      throw std::invalid_argument("cache-control value holds a control character");
+      throw base::invalid_option("cache-control value holds a control character");
     }
   }
 }

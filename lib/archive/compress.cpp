@@ -201,6 +201,18 @@ std::string_view token(encoding e) noexcept {
   return "identity";
 }
 
+std::string_view codec_name(encoding e) noexcept {
+  return e == encoding::br ? "brotli" : token(e);
+}
+
+std::optional<encoding> parse_codec_name(std::string_view name) noexcept {
+  for (const auto e : {encoding::identity, encoding::gzip, encoding::br}) {
+    if (name == codec_name(e) || name == token(e)) return e;
+  }
+  if (name == "none") return encoding::identity;
+  return std::nullopt;
+}
+
 int default_level(encoding e) noexcept {
   switch (e) {
     case encoding::identity:

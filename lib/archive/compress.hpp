@@ -14,6 +14,11 @@ enum class encoding : unsigned char { identity = 0, gzip = 1, br = 2 };
 // "identity", "gzip", "br": the Content-Encoding token (identity is never sent as a header).
 [[nodiscard]] std::string_view token(encoding e) noexcept;
 
+// "identity", "gzip", "brotli": the codec's name on the command line and in messages.
+[[nodiscard]] std::string_view codec_name(encoding e) noexcept;
+// A name of codec_name(), or one of the aliases "br" and "none"; nullopt for anything else.
+[[nodiscard]] std::optional<encoding> parse_codec_name(std::string_view name) noexcept;
+
 // Levels: gzip 1..9 (zlib), br 0..11 (brotli quality). Default: gzip 9, br 11.
 [[nodiscard]] int default_level(encoding e) noexcept;
 [[nodiscard]] bool is_valid_level(encoding e, int level) noexcept;

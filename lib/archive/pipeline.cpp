@@ -9,6 +9,7 @@
 #include "archive/digest.hpp"
 #include "archive/schema.hpp"
 #include "base/error.hpp"
+#include "base/unique_fd.hpp"
 
 namespace kawipiko::archive {
 
@@ -28,8 +29,8 @@ constexpr std::uint64_t window_bytes = 512ull << 20;
 
 // Reads a whole file, checking that it still has the size the walk saw.
 std::string read_file(const std::string& file, std::uint64_t expected) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw_errno(errno, "cannot open", file);
+  const base::unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw_errno(errno, "cannot open", file);
   std::string content;
   content.resize(static_cast<std::size_t>(expected));
   std::size_t done = 0;
@@ -38,30 +39,21 @@ std::string read_file(const std::string& file, std::uint64_t expected) {
     if (done == content.size()) {
       // One more read must hit the end, else the file grew.
       char probe;
-      const ssize_t extra = ::read(fd, &probe, 1);
+      const ssize_t extra = ::read(fd.get(), &probe, 1);
       if (extra < 0 && errno == EINTR) continue;
-      if (extra < 0) {
-        const int error = errno;
-        ::close(fd);
-        throw_errno(error, "cannot read", file);
-      }
+      if (extra < 0) throw_errno(errno, "cannot read", file);
       changed = extra > 0;
       break;
     }
-    const ssize_t got = ::read(fd, content.data() + done, content.size() - done);
+    const ssize_t got = ::read(fd.get(), content.data() + done, content.size() - done);
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      const int error = errno;
-      ::close(fd);
-      throw_errno(error, "cannot read", file);
-    }
+    if (got < 0) throw_errno(errno, "cannot read", file);
     if (got == 0) {
       changed = true;
       break;
     }
     done += static_cast<std::size_t>(got);
   }
-  ::close(fd);
   if (changed) throw_error("file changed size while being read", file);
   return content;
 }

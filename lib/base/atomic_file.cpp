@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "base/error.hpp"
+#include "base/unique_fd.hpp"
 
 namespace kawipiko::base {
 
@@ -16,15 +17,15 @@ atomic_file::atomic_file(const std::string& target) : target_(target) {
   const std::string name = slash == std::string::npos ? target : target.substr(slash + 1);
   // A dotfile: a build whose target sits inside its own sources never publishes it.
   path_ = (folder_ == "/" ? "" : folder_) + "/." + name + ".tmp-XXXXXX";
-  const int fd = ::mkstemp(path_.data());
-  if (fd < 0) throw_errno(errno, "cannot create a temp file beside", target);
-  file_ = ::fdopen(fd, "wb");
+  unique_fd fd(::mkstemp(path_.data()));
+  if (!fd) throw_errno(errno, "cannot create a temp file beside", target);
+  file_ = ::fdopen(fd.get(), "wb");
   if (file_ == nullptr) {
     const int error = errno;
-    ::close(fd);
     ::unlink(path_.c_str());
     throw_errno(error, "cannot open temp file", path_);
   }
+  (void)fd.release();  // the FILE owns it now
 }
 
 atomic_file::~atomic_file() {
@@ -44,11 +45,8 @@ void atomic_file::commit() {
   if (closed != 0) throw_errno(errno, "cannot write", target_);
   if (::rename(path_.c_str(), target_.c_str()) != 0) throw_errno(errno, "cannot replace", target_);
   committed_ = true;
-  const int dir = ::open(folder_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    ::fsync(dir);  // best effort: the rename is done either way
-    ::close(dir);
-  }
+  const unique_fd folder(::open(folder_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (folder) ::fsync(folder.get());  // best effort: the rename is done either way
 }
 
 }  // namespace kawipiko::base

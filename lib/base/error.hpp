@@ -9,6 +9,14 @@
 
 namespace kawipiko::base {
 
+// An option that a library entry point (serve::run, archive::build) refuses. The message names the
+// option as the command line spells it ("--threads must be 1 to 1024"), so that the applets can
+// show it as it is, as a usage error (exit 2), and each option is checked in one place.
+class invalid_option : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
 // Quotes a path or name for a message: 'x'. Control bytes are shown as \xNN so that a hostile
 // file name cannot break the one-line message.
 std::string quote(std::string_view name);

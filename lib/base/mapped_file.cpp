@@ -9,31 +9,21 @@
 #include <utility>
 
 #include "base/error.hpp"
+#include "base/unique_fd.hpp"
 
 namespace kawipiko::base {
 
-namespace {
-
-struct fd_guard {
-  int fd;
-  ~fd_guard() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-}  // namespace
-
 mapped_file::mapped_file(const std::string& path, mode how) : path_(path) {
-  fd_guard file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (file.fd < 0) throw_errno(errno, "cannot open", path);
+  const unique_fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!file) throw_errno(errno, "cannot open", path);
   struct stat info {};
-  if (::fstat(file.fd, &info) != 0) throw_errno(errno, "cannot stat", path);
+  if (::fstat(file.get(), &info) != 0) throw_errno(errno, "cannot stat", path);
   if (!S_ISREG(info.st_mode)) throw_error("not a regular file", path);
   size_ = static_cast<std::size_t>(info.st_size);
   if (size_ == 0) return;  // mmap refuses empty files; an empty view is fine
 
   if (how == mode::mmap) {
-    void* address = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, file.fd, 0);
+    void* address = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, file.get(), 0);
     if (address == MAP_FAILED) throw_errno(errno, "cannot map", path);
     data_ = static_cast<const std::byte*>(address);
     mapped_ = true;
@@ -44,7 +34,7 @@ mapped_file::mapped_file(const std::string& path, mode how) : path_(path) {
   std::size_t done = 0;
   while (done < size_) {
     const ssize_t got =
-        ::pread(file.fd, memory_.data() + done, size_ - done, static_cast<off_t>(done));
+        ::pread(file.get(), memory_.data() + done, size_ - done, static_cast<off_t>(done));
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) throw_errno(errno, "cannot read", path);
     if (got == 0) throw_errno(EIO, "file shrank while reading", path);

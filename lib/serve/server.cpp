@@ -9,18 +9,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/ip/address.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/unique_fd.hpp"
 #include "serve/site.hpp"
 #include "serve/worker.hpp"
 
@@ -30,6 +35,13 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 namespace {
+
+// What validate() accepts.
+constexpr unsigned max_threads = 1024;
+constexpr unsigned max_processes = 1024;
+constexpr std::size_t min_header_bytes = 256;
+constexpr std::size_t max_header_bytes = 60 * 1024;
+constexpr std::chrono::seconds max_timeout{86'400};  // a day
 
 // As many descriptors as the hard limit allows: each connection is one.
 void raise_descriptor_limit() {
@@ -71,165 +83,268 @@ sigset_t stop_signals() {
   return set;
 }
 
+// Signals are taken synchronously (sigwait) by the main thread; every thread inherits the mask.
+void block_stop_signals() {
+  const sigset_t set = stop_signals();
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
 std::string describe(const tcp::endpoint& endpoint) {
   const auto address = endpoint.address();
   const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
   return host + ":" + std::to_string(endpoint.port());
 }
 
-// Runs the workers of one process until SIGINT/SIGTERM; the signals must be blocked already.
-// `ready_fd`, when not -1, gets one byte once every worker listens (the supervisor waits for it).
-int serve_process(const site& s, const options& opts, tcp::endpoint endpoint, bool announce,
-                  const std::string& what, int ready_fd = -1) {
-  std::atomic<std::size_t> connections{0};
-  std::vector<std::unique_ptr<worker>> workers;
+// The subject of the start-up line: "'site.cdb' (1.2 MB, 10 paths, 2 redirects, mmap) with
+// 1 process x 2 threads".
+std::string describe_site(const site& s, const options& opts) {
+  const auto& reader = s.reader();
+  std::string what = base::quote(opts.archive) + " (";
+  char size[32];
+  std::snprintf(size, sizeof size, "%.1f MB", static_cast<double>(s.size()) / 1e6);
+  what += size;
+  what += ", " + std::string(reader.meta_value("paths")) + " paths, " +
+          std::string(reader.meta_value("redirects")) + " redirects, ";
+  what += opts.in_memory || opts.index_content ? "in memory" : "mmap";
+  if (s.indexed() > 0) what += ", " + std::to_string(s.indexed()) + " indexed";
+  what += ") with " + std::to_string(opts.processes) + " process" +
+          (opts.processes > 1 ? "es" : "") + " x " + std::to_string(opts.threads) + " thread" +
+          (opts.threads > 1 ? "s" : "");
+  return what;
+}
+
+// The start-up line, printed once a client may connect.
+void announce(const options& opts, const std::string& what, const tcp::endpoint& endpoint) {
+  if (opts.quiet) return;
+  std::printf("kawipiko serve: serving %s on http://%s\n", what.c_str(),
+              describe(endpoint).c_str());
+  std::fflush(stdout);
+}
+
+using workers_list = std::vector<std::unique_ptr<worker>>;
+
+// One worker per thread, each listening. Port 0: the first worker's ephemeral port is everyone's,
+// and `endpoint` is set to it.
+workers_list start_workers(const site& s, const options& opts, tcp::endpoint& endpoint,
+                           std::atomic<std::size_t>& connections) {
+  workers_list workers;
   for (unsigned i = 0; i < opts.threads; ++i) {
     workers.push_back(std::make_unique<worker>(s, opts, endpoint, connections));
-    // Port 0: the first worker's ephemeral port is everyone's.
     if (i == 0) endpoint = workers.front()->local_endpoint();
   }
-  // Connections stay within the descriptor limit. Only an explicit --max-connections that the
-  // limit cannot honour is worth a line; by default the limit is the cap.
+  return workers;
+}
+
+// Connections stay within the descriptor limit. Only an explicit --max-connections that the limit
+// cannot honour is worth a line; by default the limit is the cap.
+void cap_connections(const workers_list& workers, const options& opts) {
   const rlim_t limit = descriptor_limit();
   const std::size_t budget = descriptor_budget(limit);
-  for (auto& w : workers) w->limit_connections(budget);
+  for (const auto& w : workers) w->limit_connections(budget);
   if (opts.limits.connections > budget && !opts.quiet) {  // each process: the cap is per process
     std::fprintf(stderr,
                  "kawipiko serve: note: --max-connections %zu lowered to %zu by the descriptor "
                  "limit (%llu; raise it with ulimit -n)\n",
-                 opts.limits.connections, budget,
-                 static_cast<unsigned long long>(limit));
+                 opts.limits.connections, budget, static_cast<unsigned long long>(limit));
   }
-  if (ready_fd >= 0) {
-    const char ready = 1;
-    (void)!::write(ready_fd, &ready, 1);
-    ::close(ready_fd);
-  }
-  if (announce && !opts.quiet) {
-    std::printf("kawipiko serve: serving %s on http://%s\n", what.c_str(),
-                describe(endpoint).c_str());
-    std::fflush(stdout);
-  }
+}
+
+// Called once every worker of a process listens, with the endpoint they share.
+using on_listening = std::function<void(const tcp::endpoint&)>;
+
+// Runs the workers of one process until SIGINT/SIGTERM; the signals must be blocked already.
+int serve_process(const site& s, const options& opts, tcp::endpoint endpoint,
+                  const on_listening& listening) {
+  std::atomic<std::size_t> connections{0};
+  const workers_list workers = start_workers(s, opts, endpoint, connections);
+  cap_connections(workers, opts);
+  listening(endpoint);
   std::vector<std::thread> threads;
-  for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
+  for (const auto& w : workers) threads.emplace_back([&w] { w->run(); });
 
   const sigset_t set = stop_signals();
   int signal = 0;
   ::sigwait(&set, &signal);
-  for (auto& w : workers) w->stop();
+  for (const auto& w : workers) w->stop();
   for (auto& t : threads) t.join();
   return 0;
 }
 
 // The supervisor of several processes: forwards SIGINT/SIGTERM, reports a worker process that
 // died and starts it again, and gives up (exit 1) when one keeps dying.
-int supervise(const site& s, const options& opts, const tcp::endpoint& endpoint,
-              const std::string& what) {
-  constexpr int max_restarts = 5;  // within...
-  constexpr auto restart_window = std::chrono::seconds(60);
-  std::vector<pid_t> children(opts.processes, -1);
-  std::vector<std::vector<std::chrono::steady_clock::time_point>> deaths(opts.processes);
+class supervisor {
+ public:
+  supervisor(const site& s, const options& opts, const tcp::endpoint& endpoint)
+      : site_(s),
+        opts_(opts),
+        endpoint_(endpoint),
+        children_(opts.processes, -1),
+        deaths_(opts.processes) {}
+
+  // Starts the worker processes, prints the start-up line once they all listen, and returns the
+  // exit code once they have all exited.
+  int run(const std::string& what) {
+    start_first_generation();
+    announce(opts_, what, endpoint_);
+    // Signals stay blocked here too: sigtimedwait polls them between reaping children.
+    const sigset_t set = stop_signals();
+    while (alive_ > 0) {
+      timespec tick{0, 100'000'000};
+      const int signal = ::sigtimedwait(&set, nullptr, &tick);
+      if (signal > 0 && !stopping_) stop_all(signal);
+      reap_exited();
+    }
+    return exit_code_;
+  }
+
+ private:
+  static constexpr int max_restarts = 5;  // within...
+  static constexpr auto restart_window = std::chrono::seconds(60);
+  using time_point = std::chrono::steady_clock::time_point;
 
   // The start-up line is printed once every first-generation worker process listens: a client
-  // that reads it may connect at once.
-  int ready[2] = {-1, -1};
-  if (::pipe2(ready, O_CLOEXEC) != 0)
-    base::throw_errno(errno, "cannot create a pipe for", "workers");
-  const auto spawn = [&](std::size_t slot) {
-    const pid_t pid = ::fork();
-    if (pid < 0) base::throw_errno(errno, "cannot fork worker process for", opts.archive);
-    if (pid == 0) {
-      int code = 1;
-      try {
-        if (ready[0] >= 0) ::close(ready[0]);
-        code = serve_process(s, opts, endpoint, false, what, ready[1]);
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "kawipiko serve: error: %s\n", e.what());
-      }
-      std::fflush(nullptr);
-      ::_exit(code);
-    }
-    children[slot] = pid;
-  };
-  for (std::size_t i = 0; i < children.size(); ++i) spawn(i);
-  ::close(ready[1]);
-  ready[1] = -1;  // restarted workers report to no one
-  std::size_t listening = 0;
-  while (listening < children.size()) {
-    char byte;
-    const ssize_t got = ::read(ready[0], &byte, 1);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;  // a worker failed before listening: the loop below reports it
-    ++listening;
-  }
-  ::close(ready[0]);
-  ready[0] = -1;
-  if (!opts.quiet) {
-    std::printf("kawipiko serve: serving %s on http://%s\n", what.c_str(),
-                describe(endpoint).c_str());
-    std::fflush(stdout);
+  // that reads it may connect at once. Each reports on a pipe; restarted ones report to no one.
+  void start_first_generation() {
+    int ends[2] = {-1, -1};
+    if (::pipe2(ends, O_CLOEXEC) != 0)
+      base::throw_errno(errno, "cannot create a pipe for", "workers");
+    ready_read_.reset(ends[0]);
+    ready_write_.reset(ends[1]);
+    for (std::size_t slot = 0; slot < children_.size(); ++slot) spawn(slot);
+    ready_write_.reset();
+    wait_until_listening();
+    ready_read_.reset();
   }
 
-  // Signals stay blocked here too: sigtimedwait polls them between reaping children.
-  const sigset_t set = stop_signals();
-  bool stopping = false;
-  int exit_code = 0;
-  std::size_t alive = children.size();
-  while (alive > 0) {
-    timespec tick{0, 100'000'000};
-    const int signal = ::sigtimedwait(&set, nullptr, &tick);
-    if (signal > 0 && !stopping) {
-      stopping = true;
-      for (const pid_t pid : children) {
-        if (pid > 0) ::kill(pid, signal);
-      }
+  void wait_until_listening() const {
+    std::size_t listening = 0;
+    while (listening < children_.size()) {
+      char byte;
+      const ssize_t got = ::read(ready_read_.get(), &byte, 1);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;  // a worker failed before listening: reap_exited reports it
+      ++listening;
     }
+  }
+
+  void spawn(std::size_t slot) {
+    const pid_t pid = ::fork();
+    if (pid < 0) base::throw_errno(errno, "cannot fork worker process for", opts_.archive);
+    if (pid == 0) run_child();
+    children_[slot] = pid;
+    ++alive_;
+  }
+
+  [[noreturn]] void run_child() {
+    int code = 1;
+    try {
+      ready_read_.reset();
+      code = serve_process(site_, opts_, endpoint_, [this](const tcp::endpoint&) {
+        if (!ready_write_) return;
+        const char ready = 1;
+        (void)!::write(ready_write_.get(), &ready, 1);
+        ready_write_.reset();
+      });
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kawipiko serve: error: %s\n", e.what());
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+
+  void stop_all(int signal) {
+    stopping_ = true;
+    for (const pid_t pid : children_) {
+      if (pid > 0) ::kill(pid, signal);
+    }
+  }
+
+  void reap_exited() {
     int status = 0;
     pid_t pid;
     while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-      std::size_t slot = 0;
-      while (slot < children.size() && children[slot] != pid) ++slot;
-      if (slot == children.size()) continue;
-      children[slot] = -1;
-      --alive;
-      const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      if (stopping && clean) continue;
-      if (WIFSIGNALED(status)) {
-        std::fprintf(stderr, "kawipiko serve: worker process %d died (signal %d)\n", pid,
-                     WTERMSIG(status));
-      } else {
-        std::fprintf(stderr, "kawipiko serve: worker process %d exited with %d\n", pid,
-                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-      }
-      if (stopping) {
-        exit_code = 1;
-        continue;
-      }
-      auto& times = deaths[slot];
-      const auto now = std::chrono::steady_clock::now();
-      times.push_back(now);
-      std::erase_if(times, [&](auto t) { return now - t > restart_window; });
-      if (static_cast<int>(times.size()) > max_restarts) {
-        std::fprintf(stderr, "kawipiko serve: error: a worker process keeps dying; stopping\n");
-        exit_code = 1;
-        stopping = true;
-        for (const pid_t other : children) {
-          if (other > 0) ::kill(other, SIGTERM);
-        }
-        continue;
-      }
-      spawn(slot);
-      ++alive;
+      const auto child = std::find(children_.begin(), children_.end(), pid);
+      if (child == children_.end()) continue;
+      *child = -1;
+      --alive_;
+      on_exit(static_cast<std::size_t>(child - children_.begin()), pid, status);
     }
   }
-  return exit_code;
+
+  void on_exit(std::size_t slot, pid_t pid, int status) {
+    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (stopping_ && clean) return;
+    if (WIFSIGNALED(status)) {
+      std::fprintf(stderr, "kawipiko serve: worker process %d died (signal %d)\n", pid,
+                   WTERMSIG(status));
+    } else {
+      std::fprintf(stderr, "kawipiko serve: worker process %d exited with %d\n", pid,
+                   WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    if (stopping_) {
+      exit_code_ = 1;
+    } else if (keeps_dying(slot)) {
+      std::fprintf(stderr, "kawipiko serve: error: a worker process keeps dying; stopping\n");
+      exit_code_ = 1;
+      stop_all(SIGTERM);
+    } else {
+      spawn(slot);
+    }
+  }
+
+  // Counts a death of the worker in `slot`: true past max_restarts within restart_window.
+  bool keeps_dying(std::size_t slot) {
+    auto& times = deaths_[slot];
+    const auto now = std::chrono::steady_clock::now();
+    times.push_back(now);
+    std::erase_if(times, [&](time_point t) { return now - t > restart_window; });
+    return static_cast<int>(times.size()) > max_restarts;
+  }
+
+  const site& site_;
+  const options& opts_;
+  tcp::endpoint endpoint_;
+  std::vector<pid_t> children_;  // by slot; -1 while none runs
+  std::vector<std::vector<time_point>> deaths_;
+  base::unique_fd ready_read_;
+  base::unique_fd ready_write_;
+  std::size_t alive_ = 0;
+  bool stopping_ = false;
+  int exit_code_ = 0;
+};
+
+// Several processes share one port through SO_REUSEPORT. An ephemeral port is chosen here, once,
+// by a socket that holds it (bound, not listening) while the children bind it too: `endpoint`
+// gets the port, the caller keeps the socket.
+base::unique_fd hold_ephemeral_port(tcp::endpoint& endpoint) {
+  base::unique_fd holder(::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int on = 1;
+  if (!holder || ::setsockopt(holder.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+      ::bind(holder.get(), endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0) {
+    base::throw_errno(errno, "cannot bind", describe(endpoint));
+  }
+  tcp::endpoint bound;
+  socklen_t length = static_cast<socklen_t>(bound.capacity());
+  ::getsockname(holder.get(), bound.data(), &length);
+  bound.resize(length);
+  endpoint = bound;
+  return holder;
+}
+
+template <class Number>
+void check_range(Number value, Number lowest, Number highest, std::string_view flag) {
+  if (value < lowest || value > highest) {
+    throw base::invalid_option(std::string(flag) + " must be " + std::to_string(lowest) + " to " +
+                               std::to_string(highest));
+  }
 }
 
 }  // namespace
 
 tcp::endpoint parse_bind(const std::string& text) {
   const auto fail = [&]() -> tcp::endpoint {
-    throw std::invalid_argument("invalid --bind '" + text + "' (expected <ip>:<port>)");
+    throw base::invalid_option("invalid --bind '" + text + "' (expected <ip>:<port>)");
   };
   const auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return fail();
@@ -251,56 +366,44 @@ tcp::endpoint parse_bind(const std::string& text) {
   return {address, static_cast<unsigned short>(port)};
 }
 
-int run(const options& opts) {
-  if (opts.threads == 0 || opts.processes == 0) {
-    throw std::invalid_argument("--threads and --processes must be at least 1");
+void validate(const options& opts) {
+  if (opts.archive.empty()) throw base::invalid_option("--archive is required");
+  // A profile is one process's.
+  if ((!opts.profile_cpu.empty() || !opts.profile_mem.empty()) && opts.processes != 1) {
+    throw base::invalid_option("--profile-cpu and --profile-mem need --processes 1");
   }
+  check_range(opts.threads, 1u, max_threads, "--threads");
+  check_range(opts.processes, 1u, max_processes, "--processes");
+  check_range(opts.limits.header_bytes, min_header_bytes, max_header_bytes, "--header-limit");
+  const std::pair<std::string_view, std::chrono::milliseconds> timeouts[] = {
+      {"--header-timeout", opts.limits.header_timeout},
+      {"--idle-timeout", opts.limits.idle_timeout},
+      {"--write-timeout", opts.limits.write_timeout},
+      {"--shutdown-grace", opts.limits.shutdown_grace},
+  };
+  for (const auto& [flag, timeout] : timeouts) {
+    if (timeout <= std::chrono::milliseconds::zero() || timeout > max_timeout) {
+      throw base::invalid_option(std::string(flag) + " must be more than 0 and at most " +
+                                 std::to_string(max_timeout.count()) + " seconds");
+    }
+  }
+  (void)parse_bind(opts.bind);
+}
+
+int run(const options& opts) {
+  validate(opts);
   auto endpoint = parse_bind(opts.bind);
   raise_descriptor_limit();
   const site s(opts);
-
-  const auto& reader = s.reader();
-  std::string what = base::quote(opts.archive) + " (";
-  char size[32];
-  std::snprintf(size, sizeof size, "%.1f MB", static_cast<double>(s.size()) / 1e6);
-  what += size;
-  what += ", " + std::string(reader.meta_value("paths")) + " paths, " +
-          std::string(reader.meta_value("redirects")) + " redirects, ";
-  what += opts.in_memory || opts.index_content ? "in memory" : "mmap";
-  if (s.indexed() > 0) what += ", " + std::to_string(s.indexed()) + " indexed";
-  what += ") with " + std::to_string(opts.processes) + " process" +
-          (opts.processes > 1 ? "es" : "") + " x " + std::to_string(opts.threads) + " thread" +
-          (opts.threads > 1 ? "s" : "");
-
-  // Signals are taken synchronously (sigwait) by the main thread; every thread inherits the mask.
-  const sigset_t set = stop_signals();
-  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
-  if (opts.processes == 1) return serve_process(s, opts, endpoint, true, what);
-
-  // Several processes share one port through SO_REUSEPORT. An ephemeral port is chosen here,
-  // once, by a socket that holds it (bound, not listening) while the children bind it too.
-  struct fd_holder {
-    int fd = -1;
-    ~fd_holder() {
-      if (fd >= 0) ::close(fd);
-    }
-  } holder;
-  if (endpoint.port() == 0) {
-    holder.fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const int on = 1;
-    if (holder.fd < 0 || ::setsockopt(holder.fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
-        ::bind(holder.fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0) {
-      base::throw_errno(errno, "cannot bind", describe(endpoint));
-    }
-    tcp::endpoint bound;
-    socklen_t length = static_cast<socklen_t>(bound.capacity());
-    ::getsockname(holder.fd, bound.data(), &length);
-    bound.resize(length);
-    endpoint = bound;
+  const std::string what = describe_site(s, opts);
+  block_stop_signals();
+  if (opts.processes == 1) {
+    return serve_process(s, opts, endpoint,
+                         [&](const tcp::endpoint& bound) { announce(opts, what, bound); });
   }
-  return supervise(s, opts, endpoint, what);
+  base::unique_fd holder;
+  if (endpoint.port() == 0) holder = hold_ephemeral_port(endpoint);
+  return supervisor(s, opts, endpoint).run(what);
 }
 
 }  // namespace kawipiko::serve

@@ -10,11 +10,19 @@
 
 namespace kawipiko::serve {
 
-// "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80". Throws std::invalid_argument naming the value.
+// "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80". Throws base::invalid_option naming the value.
 [[nodiscard]] boost::asio::ip::tcp::endpoint parse_bind(const std::string& text);
 
-// Serves until SIGINT/SIGTERM. Throws std::runtime_error / std::system_error (one line, naming
-// the file or address) for anything that fails before serving starts.
+// Refuses options that run() cannot honour: an empty archive path, a profile with several
+// processes, --threads or --processes outside 1 to 1024, --header-limit outside 256 to 61440, a
+// timeout or the shutdown grace not in (0, 86400] seconds, a --bind parse_bind refuses. Throws
+// base::invalid_option naming the flag. run() calls it first; a command line may call it earlier
+// (before starting a profiler, say).
+void validate(const options& opts);
+
+// Serves until SIGINT/SIGTERM. Throws base::invalid_option for what validate() refuses, and
+// std::runtime_error / std::system_error (one line, naming the file or address) for anything that
+// fails before serving starts.
 int run(const options& opts);
 
 }  // namespace kawipiko::serve

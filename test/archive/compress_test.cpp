@@ -116,6 +116,18 @@ TEST_CASE("tokens and levels are those of HTTP and of the codecs", "[archive][co
   CHECK_FALSE(archive::is_valid_level(encoding::br, 12));
 }
 
+TEST_CASE("codec names are read as users write them, aliases included", "[archive][compress]") {
+  for (const auto e : {encoding::identity, encoding::gzip, encoding::br}) {
+    CHECK(archive::parse_codec_name(archive::codec_name(e)) == e);
+  }
+  CHECK(archive::codec_name(encoding::br) == "brotli");
+  CHECK(archive::parse_codec_name("br") == encoding::br);
+  CHECK(archive::parse_codec_name("none") == encoding::identity);
+  CHECK_FALSE(archive::parse_codec_name("lzma").has_value());
+  CHECK_FALSE(archive::parse_codec_name("").has_value());
+  CHECK_FALSE(archive::parse_codec_name("GZIP").has_value());
+}
+
 TEST_CASE("gzip and brotli round-trip every input at several levels", "[archive][compress]") {
   const auto inputs = sample_inputs();
   for (const auto e : {encoding::gzip, encoding::br}) {

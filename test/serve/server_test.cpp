@@ -1,0 +1,105 @@
+#include "serve/server.hpp"
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+#include "base/error.hpp"
+
+namespace serve = kawipiko::serve;
+using kawipiko::base::invalid_option;
+
+namespace {
+
+serve::options valid_options() {
+  serve::options opts;
+  opts.archive = "site.cdb";
+  return opts;
+}
+
+}  // namespace
+
+TEST_CASE("bind addresses parse as <ip>:<port>, IPv6 in brackets", "[serve]") {
+  CHECK(serve::parse_bind("127.0.0.1:8080").port() == 8080);
+  CHECK(serve::parse_bind("0.0.0.0:0").port() == 0);
+  const auto v6 = serve::parse_bind("[::1]:443");
+  CHECK(v6.address().is_v6());
+  CHECK(v6.port() == 443);
+  for (const std::string text : {"nowhere", "127.0.0.1", ":80", "127.0.0.1:", "127.0.0.1:99999",
+                                 "127.0.0.1:8o", "[::1:80", "localhost:80"}) {
+    INFO(text);
+    CHECK_THROWS_MATCHES(serve::parse_bind(text), invalid_option,
+                         Catch::Message("invalid --bind '" + text + "' (expected <ip>:<port>)"));
+  }
+}
+
+TEST_CASE("the default options with an archive are valid", "[serve]") {
+  CHECK_NOTHROW(serve::validate(valid_options()));
+}
+
+TEST_CASE("options out of range are refused with a message naming the flag", "[serve]") {
+  auto opts = valid_options();
+  SECTION("no archive") {
+    opts.archive.clear();
+    CHECK_THROWS_MATCHES(serve::validate(opts), invalid_option,
+                         Catch::Message("--archive is required"));
+  }
+  SECTION("a profile with several processes") {
+    opts.profile_mem = "heap";
+    opts.processes = 2;
+    CHECK_THROWS_MATCHES(serve::validate(opts), invalid_option,
+                         Catch::Message("--profile-cpu and --profile-mem need --processes 1"));
+  }
+  SECTION("threads") {
+    for (const unsigned threads : {0u, 1025u}) {
+      opts.threads = threads;
+      CHECK_THROWS_MATCHES(serve::validate(opts), invalid_option,
+                           Catch::Message("--threads must be 1 to 1024"));
+    }
+    opts.threads = 1024;
+    CHECK_NOTHROW(serve::validate(opts));
+  }
+  SECTION("processes") {
+    for (const unsigned processes : {0u, 1025u}) {
+      opts.processes = processes;
+      CHECK_THROWS_MATCHES(serve::validate(opts), invalid_option,
+                           Catch::Message("--processes must be 1 to 1024"));
+    }
+  }
+  SECTION("header limit") {
+    for (const std::size_t bytes : {std::size_t{255}, std::size_t{61441}}) {
+      opts.limits.header_bytes = bytes;
+      CHECK_THROWS_MATCHES(serve::validate(opts), invalid_option,
+                           Catch::Message("--header-limit must be 256 to 61440"));
+    }
+    opts.limits.header_bytes = 256;
+    CHECK_NOTHROW(serve::validate(opts));
+  }
+  SECTION("timeouts: more than 0, at most a day") {
+    using std::chrono::milliseconds;
+    for (const milliseconds bad : {milliseconds(0), milliseconds(-1), milliseconds(86'400'001)}) {
+      opts.limits.write_timeout = bad;
+      CHECK_THROWS_MATCHES(
+          serve::validate(opts), invalid_option,
+          Catch::Message("--write-timeout must be more than 0 and at most 86400 seconds"));
+    }
+    opts.limits.write_timeout = milliseconds(1);
+    opts.limits.shutdown_grace = milliseconds(86'400'000);
+    CHECK_NOTHROW(serve::validate(opts));
+    opts.limits.shutdown_grace = milliseconds(0);
+    CHECK_THROWS_WITH(serve::validate(opts), Catch::StartsWith("--shutdown-grace must be"));
+  }
+  SECTION("bind") {
+    opts.bind = "nowhere";
+    CHECK_THROWS_AS(serve::validate(opts), invalid_option);
+  }
+}
+
+TEST_CASE("run refuses invalid options before opening anything", "[serve]") {
+  auto opts = valid_options();
+  opts.archive = "/nonexistent/kawipiko-server-test.cdb";
+  opts.threads = 0;
+  CHECK_THROWS_AS(serve::run(opts), invalid_option);
+  CHECK_THROWS_AS(serve::run(opts), std::invalid_argument);  // what callers outside app/ catch
+}
