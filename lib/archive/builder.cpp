@@ -23,6 +23,7 @@
 #include "base/atomic_file.hpp"
 #include "base/error.hpp"
 #include "base/mapped_file.hpp"
+#include "cdb/format.hpp"
 #include "cdb/writer.hpp"
 #include "http/mime.hpp"
 #include "http/target.hpp"
@@ -211,7 +212,7 @@ build_stats build(const build_options& options, const build_hooks& hooks) {
   // A file that alone passes the format's 4 GiB is refused before anything is read or written;
   // a tree that passes it in total is refused by the writer, before the record that would.
   for (const auto& file : tree.files) {
-    if (file.size > cdb::writer::max_size - 2048) {
+    if (file.size > cdb::format::max_size - cdb::format::header_size) {
       throw_error("file too large for the 4 GiB limit of the archive format", file.file);
     }
   }
