@@ -3,12 +3,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <exception>
 #include <map>
-#include <memory>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -23,6 +20,7 @@
 #include "base/atomic_file.hpp"
 #include "base/error.hpp"
 #include "base/mapped_file.hpp"
+#include "cdb/format.hpp"
 #include "cdb/writer.hpp"
 #include "http/mime.hpp"
 #include "http/target.hpp"
@@ -31,7 +29,6 @@ namespace kawipiko::archive {
 
 namespace {
 
-using base::throw_errno;
 using base::throw_error;
 
 // Index files of a folder, by priority; and the suffixes an extension-less alias strips. These
@@ -39,6 +36,27 @@ using base::throw_error;
 constexpr std::string_view index_extensions[] = {"html", "htm",  "xhtml", "xht",
                                                  "txt",  "json", "xml"};
 constexpr std::string_view strip_extensions[] = {"html", "htm", "xhtml", "xht", "txt"};
+
+// ---- what the phases hand each other ------------------------------------------------------------
+
+// Item indexes by request path ("/a/b.html") or by folder ("/a/").
+using item_map = std::map<std::string, std::size_t>;
+
+// What the target path holds before the build.
+struct target_state {
+  bool exists = false;
+  skip_identity identity;  // left out of the walk: the target may sit inside the sources
+};
+
+// What is stored and what it answers, known before anything is read: one work item per source
+// file (then one per generated listing), and the request paths and folders they serve.
+struct published_items {
+  std::vector<work_item> items;  // in storage order
+  item_map by_path;              // published path -> item
+  item_map wildcards;            // folder -> its `_wildcard.*` file
+  item_map error_pages;          // folder -> its `_404.html` or `404.html`
+  std::uint64_t source_bytes = 0;
+};
 
 // Where a variant of an item ended up in the archive.
 struct stored_variant {
@@ -50,10 +68,28 @@ struct stored_variant {
 
 struct stored_item {
   std::string content_type;
-  std::vector<stored_variant> variants;  // identity first
+  std::vector<stored_variant> variants;  // in the schema's order: identity, gzip, br
 };
 
-// ---- routing ------------------------------------------------------------------------------------
+// Every request path that gets an entry, each map sorted.
+struct routes {
+  item_map entries;                              // path -> item: files, indexes, aliases
+  std::map<std::string, std::string> redirects;  // from -> to
+};
+
+// What writing the routes produced.
+struct written_routes {
+  std::string paths_listing;  // every path written, one per line, in order
+  std::uint64_t paths = 0;
+  std::uint64_t redirects = 0;
+};
+
+struct header_options {
+  bool etag;
+  std::string_view cache_control;  // empty: none
+};
+
+// ---- names, listings, entry values -------------------------------------------------------------
 
 // Splits "/a/b.html" into folder "/a/" and name "b.html".
 std::pair<std::string_view, std::string_view> split_path(std::string_view path) {
@@ -115,11 +151,6 @@ std::string folder_listing(std::string_view folder, const std::vector<std::strin
   return html;
 }
 
-struct header_options {
-  bool etag;
-  std::string_view cache_control;  // empty: none
-};
-
 // The entry for a resource whose variants are `item`'s, answered with `status`.
 std::string resource_entry(unsigned status, const stored_item& item, const header_options& opt) {
   std::vector<variant_spec> specs;
@@ -146,6 +177,7 @@ std::string resource_entry(unsigned status, const stored_item& item, const heade
   return encode_entry(status, specs.data(), specs.size());
 }
 
+// The entry of a 308 redirect to `location`.
 std::string redirect_entry(std::string_view location, std::string_view cache_control) {
   variant_spec spec{encoding::identity, 0, 0, {}, 0, 0, 0};
   spec.block = "Location: " + http::encode_path(location) + "\r\n";
@@ -154,6 +186,7 @@ std::string redirect_entry(std::string_view location, std::string_view cache_con
   return encode_entry(308, &spec, 1);
 }
 
+// The --debug line of one stored item.
 std::string describe(const stored_item& item, const work_result& result, std::string_view path,
                      bool deduplicated) {
   std::string line = std::string(path) + " " + item.content_type;
@@ -168,6 +201,18 @@ std::string describe(const stored_item& item, const work_result& result, std::st
   return line;
 }
 
+void throw_if_cancelled(const build_hooks& hooks) {
+  if (hooks.cancelled && hooks.cancelled()) throw std::runtime_error("interrupted");
+}
+
+header_options headers_for(const build_options& options) {
+  return {options.include_etag,
+          options.include_cache ? std::string_view(options.cache_control) : std::string_view{}};
+}
+
+// ---- phases, in the order build() runs them -----------------------------------------------------
+
+// Refuses options that would make a bad archive, before anything is read.
 void validate(const build_options& options) {
   if (options.sources.empty()) throw base::invalid_option("--sources is required");
   if (options.archive.empty()) throw base::invalid_option("--archive is required");
@@ -189,244 +234,308 @@ void validate(const build_options& options) {
   }
 }
 
-}  // namespace
+// Whether the target exists (it must then be a regular file), and which file it is.
+target_state inspect_target(const std::string& archive) {
+  struct stat info {};
+  if (::stat(archive.c_str(), &info) != 0) return {};
+  if (!S_ISREG(info.st_mode)) throw_error("archive path is not a regular file", archive);
+  return {true, {static_cast<std::uint64_t>(info.st_dev), static_cast<std::uint64_t>(info.st_ino)}};
+}
 
-build_stats build(const build_options& options, const build_hooks& hooks) {
-  const auto started = std::chrono::steady_clock::now();
-  validate(options);
-  build_stats stats;
-
-  // The previous archive: left out of the walk (it may sit inside the sources) and, unless told
-  // otherwise, reused as the compression cache.
-  skip_identity skip;
-  struct stat target_info {};
-  const bool target_exists = ::stat(options.archive.c_str(), &target_info) == 0;
-  if (target_exists) {
-    if (!S_ISREG(target_info.st_mode))
-      throw_error("archive path is not a regular file", options.archive);
-    skip = {static_cast<std::uint64_t>(target_info.st_dev),
-            static_cast<std::uint64_t>(target_info.st_ino)};
-  }
-  const source_tree tree = walk(options.sources, skip);
-  // A file that alone passes the format's 4 GiB is refused before anything is read or written;
-  // a tree that passes it in total is refused by the writer, before the record that would.
+// A file that alone passes the format's 4 GiB is refused before anything is read or written; a
+// tree that passes it in total is refused by the writer, before the record that would.
+void refuse_oversized_files(const source_tree& tree) {
   for (const auto& file : tree.files) {
-    if (file.size > cdb::writer::max_size - 2048) {
+    if (file.size > cdb::format::max_size - cdb::format::header_size) {
       throw_error("file too large for the 4 GiB limit of the archive format", file.file);
     }
   }
+}
 
-  std::optional<base::mapped_file> previous_file;
-  std::optional<reader> previous;
-  if (target_exists && options.reuse) {
+// The previous archive, opened as the compression cache unless told otherwise. One that cannot
+// be opened is not reused (with a warning): the build goes on and replaces it.
+class previous_archive {
+ public:
+  previous_archive(const build_options& options, const target_state& target,
+                   const build_hooks& hooks) {
+    if (!target.exists || !options.reuse) return;
     try {
-      previous_file.emplace(options.archive);
-      previous.emplace(previous_file->bytes());
+      file_.emplace(options.archive);
+      archive_.emplace(file_->bytes());
     } catch (const std::exception& e) {
-      previous.reset();
+      archive_.reset();
       if (hooks.warning) {
         hooks.warning("not reusing the previous archive " + base::quote(options.archive) + ": " +
                       e.what());
       }
     }
   }
+  [[nodiscard]] const reader* get() const { return archive_ ? &*archive_ : nullptr; }
 
-  // What is served, by request path: the files' own paths, then the special files.
-  std::vector<work_item> items;
-  std::map<std::string, std::size_t> by_path;                 // published path -> item
-  std::map<std::string, std::size_t> wildcards, error_pages;  // folder -> item
+ private:
+  std::optional<base::mapped_file> file_;
+  std::optional<reader> archive_;  // views into file_
+};
+
+// The files' own paths, then the special files: wildcards and error pages by folder.
+published_items collect_published(const source_tree& tree) {
+  published_items published;
   for (const auto& file : tree.files) {
     const auto [folder, name] = split_path(file.path);
-    const std::size_t index = items.size();
-    items.push_back({file.path, file.file, {}, file.size});
-    stats.bytes_in += file.size;
+    const std::size_t index = published.items.size();
+    published.items.push_back({file.path, file.file, {}, file.size});
+    published.source_bytes += file.size;
     if (is_wildcard_name(name)) {
-      wildcards.try_emplace(std::string(folder), index);  // the first in sorted order wins
+      published.wildcards.try_emplace(std::string(folder), index);  // the first in order wins
       continue;
     }
     if (is_error_page_name(name)) {
       // `_404.html` is hidden and wins over `404.html`, which is also published as itself.
-      auto [at, inserted] = error_pages.try_emplace(std::string(folder), index);
+      auto [at, inserted] = published.error_pages.try_emplace(std::string(folder), index);
       if (!inserted && name == "_404.html") at->second = index;
       if (name.front() == '_') continue;
     }
-    by_path.emplace(file.path, index);
+    published.by_path.emplace(file.path, index);
   }
+  return published;
+}
 
-  // Folder indexes and, where a folder has none, optional generated listings.
-  std::map<std::string, std::size_t> folder_entries;  // "/a/" -> item
-  for (const auto& folder : tree.folders) {
-    if (!options.include_index) break;
+// Each folder's index file: the first of index_extensions it has.
+item_map find_folder_indexes(const std::vector<std::string>& folders, const item_map& by_path) {
+  item_map indexes;
+  for (const auto& folder : folders) {
     for (const auto extension : index_extensions) {
       const auto found = by_path.find(folder + "index." + std::string(extension));
       if (found != by_path.end()) {
-        folder_entries.emplace(folder, found->second);
+        indexes.emplace(folder, found->second);
         break;
       }
     }
   }
-  if (options.include_folder_listing) {
-    for (const auto& folder : tree.folders) {
-      if (folder_entries.contains(folder)) continue;
-      std::vector<std::string> subfolders;
-      std::vector<std::pair<std::string, std::uint64_t>> files;
-      for (const auto& other : tree.folders) {
-        if (other.size() > folder.size() && other.starts_with(folder) &&
-            other.find('/', folder.size()) == other.size() - 1) {
-          subfolders.push_back(other.substr(folder.size(), other.size() - folder.size() - 1));
-        }
-      }
-      for (const auto& [path, index] : by_path) {
-        const auto [parent, name] = split_path(path);
-        if (parent == folder) files.emplace_back(std::string(name), items[index].size);
-      }
-      std::string html = folder_listing(folder, subfolders, files);
-      const std::uint64_t size = html.size();
-      folder_entries.emplace(folder, items.size());
-      items.push_back({folder + "index.html", {}, std::move(html), size});
+  return indexes;
+}
+
+// The names of the folders directly inside `folder`, in order (`folders` is sorted).
+std::vector<std::string> subfolders_of(const std::string& folder,
+                                       const std::vector<std::string>& folders) {
+  std::vector<std::string> names;
+  for (const auto& other : folders) {
+    if (other.size() > folder.size() && other.starts_with(folder) &&
+        other.find('/', folder.size()) == other.size() - 1) {
+      names.push_back(other.substr(folder.size(), other.size() - folder.size() - 1));
     }
   }
+  return names;
+}
 
-  // Read, hash and compress on `jobs` threads; write bodies here, in item order.
-  base::atomic_file output(options.archive);
-  cdb::writer writer(output.file(), options.archive);
-  writer.add(schema::schema_key, schema::schema_value);
+// The published files directly inside `folder`, by name, with their sizes.
+std::vector<std::pair<std::string, std::uint64_t>> files_of(const std::string& folder,
+                                                            const published_items& published) {
+  std::vector<std::pair<std::string, std::uint64_t>> files;
+  for (const auto& [path, index] : published.by_path) {
+    const auto [parent, name] = split_path(path);
+    if (parent == folder) files.emplace_back(std::string(name), published.items[index].size);
+  }
+  return files;
+}
 
-  std::vector<stored_item> stored(items.size());
-  std::unordered_map<std::string, std::uint32_t> body_positions;  // body/skip key -> position
-  {
-    pipeline workers(items, options, previous ? &*previous : nullptr, hooks);
-    std::uint64_t bytes_done = 0;
-    for (std::size_t index = 0; index < items.size(); ++index) {
-      if (hooks.cancelled && hooks.cancelled()) throw std::runtime_error("interrupted");
-      work_result result = workers.take(index);
-      if (result.error) std::rethrow_exception(result.error);
+// A generated listing for every folder that has no entry of its own yet: appended to the items,
+// and recorded as the folder's entry.
+void add_folder_listings(const std::vector<std::string>& folders, published_items& published,
+                         item_map& folder_entries) {
+  for (const auto& folder : folders) {
+    if (folder_entries.contains(folder)) continue;
+    std::string html =
+        folder_listing(folder, subfolders_of(folder, folders), files_of(folder, published));
+    const std::uint64_t size = html.size();
+    folder_entries.emplace(folder, published.items.size());
+    published.items.push_back({folder + "index.html", {}, std::move(html), size});
+  }
+}
 
-      auto& item = stored[index];
-      item.content_type = std::string(result.type.value);
-      const std::string identity_key = schema::body_key(result.hash, "identity");
-      const bool deduplicated = body_positions.contains(identity_key);
-      if (deduplicated) {
-        stats.bytes_deduplicated += result.content.size();
-      } else {
-        body_positions[identity_key] = writer.add(identity_key, result.content);
-        stats.bytes_stored += result.content.size();
-        stats.bytes_by_coding[0] += result.content.size();
+// Writes each distinct body, and each "not worth it" mark, once; says where every variant lies.
+class body_store {
+ public:
+  // Adds what it writes to the byte and variant counts of `stats`.
+  body_store(cdb::writer& writer, build_stats& stats) : writer_(writer), stats_(stats) {}
+
+  // Stores the variants of `result`. `deduplicated`: its content was stored before.
+  stored_item store(const work_result& result, bool& deduplicated) {
+    stored_item item;
+    item.content_type = std::string(result.type.value);
+    const std::string identity_key = schema::body_key(result.hash, "identity");
+    deduplicated = positions_.contains(identity_key);
+    if (deduplicated) stats_.bytes_deduplicated += result.content.size();
+    item.variants.push_back({encoding::identity,
+                             store_once(identity_key, result.content, encoding::identity),
+                             static_cast<std::uint32_t>(result.content.size()), result.etag});
+    for (const auto& coded : result.coded) {
+      // Counted whether kept or not: both are work a rebuild saves.
+      ++(coded.reused ? stats_.variants_reused : stats_.variants_compressed);
+      const std::string name = setting_name(coded.setting);
+      if (!coded.kept) {
+        const std::string key = schema::skip_key(result.hash, name);
+        if (positions_.emplace(key, 0).second) writer_.add(key, {});
+        continue;
       }
-      item.variants.push_back({encoding::identity, body_positions[identity_key],
-                               static_cast<std::uint32_t>(result.content.size()), result.etag});
-      for (const auto& coded : result.coded) {
-        const std::string name = setting_name(coded.setting);
-        // Counted whether kept or not: both are work a rebuild saves.
-        if (coded.reused) {
-          ++stats.variants_reused;
-        } else {
-          ++stats.variants_compressed;
-        }
-        if (!coded.kept) {
-          const std::string key = schema::skip_key(result.hash, name);
-          if (body_positions.emplace(key, 0).second) writer.add(key, {});
-          continue;
-        }
-        const std::string key = schema::body_key(result.hash, name);
-        if (!body_positions.contains(key)) {
-          body_positions[key] = writer.add(key, coded.data());
-          stats.bytes_stored += coded.data().size();
-          stats.bytes_by_coding[static_cast<std::size_t>(coded.setting.codec)] +=
-              coded.data().size();
-        }
-        item.variants.push_back({coded.setting.codec, body_positions[key],
-                                 static_cast<std::uint32_t>(coded.data().size()), coded.etag});
-      }
-      // Variants in the schema's order: identity, gzip, br.
-      std::sort(
-          item.variants.begin(), item.variants.end(),
-          [](const stored_variant& a, const stored_variant& b) { return a.coding < b.coding; });
-      if (!deduplicated) {
-        std::uint32_t smallest = item.variants.front().length;
-        for (const auto& v : item.variants) smallest = std::min(smallest, v.length);
-        stats.bytes_smallest += smallest;
-      }
-      if (hooks.debug) hooks.debug(describe(item, result, items[index].path, deduplicated));
-      bytes_done += items[index].size;
-      workers.release(index, items[index].size);
-      if (hooks.progress) {
-        hooks.progress({index + 1, items.size(), bytes_done, stats.bytes_in});
-      }
+      const auto codec = coded.setting.codec;
+      item.variants.push_back({codec,
+                               store_once(schema::body_key(result.hash, name), coded.data(), codec),
+                               static_cast<std::uint32_t>(coded.data().size()), coded.etag});
     }
+    std::sort(item.variants.begin(), item.variants.end(),
+              [](const stored_variant& a, const stored_variant& b) { return a.coding < b.coding; });
+    if (!deduplicated) {
+      std::uint32_t smallest = item.variants.front().length;
+      for (const auto& v : item.variants) smallest = std::min(smallest, v.length);
+      stats_.bytes_smallest += smallest;
+    }
+    return item;
   }
 
-  // Entries, by request path: files, folder indexes, aliases, then slash redirects.
-  const header_options headers{options.include_etag, options.include_cache
-                                                         ? std::string_view(options.cache_control)
-                                                         : std::string_view{}};
-  std::map<std::string, std::size_t> entries = by_path;
+ private:
+  // The position of the body under `key`, written now unless it was before.
+  std::uint32_t store_once(const std::string& key, std::string_view bytes, encoding coding) {
+    const auto found = positions_.find(key);
+    if (found != positions_.end()) return found->second;
+    const std::uint32_t position = writer_.add(key, bytes);
+    positions_.emplace(key, position);
+    stats_.bytes_stored += bytes.size();
+    stats_.bytes_by_coding[static_cast<std::size_t>(coding)] += bytes.size();
+    return position;
+  }
+
+  cdb::writer& writer_;
+  build_stats& stats_;
+  std::unordered_map<std::string, std::uint32_t> positions_;  // body or skip key -> position
+};
+
+// Reads, hashes and compresses the items on `jobs` threads; writes their bodies here, in item
+// order. Returns where each item's variants lie, by item index.
+std::vector<stored_item> store_bodies(const published_items& published, const reader* previous,
+                                      const build_options& options, const build_hooks& hooks,
+                                      cdb::writer& writer, build_stats& stats) {
+  const auto& items = published.items;
+  std::vector<stored_item> stored;
+  stored.reserve(items.size());
+  body_store bodies(writer, stats);
+  pipeline workers(items, options, previous, hooks);
+  std::uint64_t bytes_done = 0;
+  for (std::size_t index = 0; index < items.size(); ++index) {
+    throw_if_cancelled(hooks);
+    const work_result result = workers.take(index);
+    if (result.error) std::rethrow_exception(result.error);
+    bool deduplicated = false;
+    stored.push_back(bodies.store(result, deduplicated));
+    if (hooks.debug) hooks.debug(describe(stored.back(), result, items[index].path, deduplicated));
+    bytes_done += items[index].size;
+    workers.release(index, items[index].size);
+    if (hooks.progress) {
+      hooks.progress({index + 1, items.size(), bytes_done, published.source_bytes});
+    }
+  }
+  return stored;
+}
+
+// The paths answered with a resource: files, folder indexes and, unless turned off,
+// extension-less aliases ("/a" for "/a.html"). The first claim of a path wins.
+item_map compile_entries(const item_map& by_path, const item_map& folder_entries,
+                         bool include_strip) {
+  item_map entries = by_path;
   for (const auto& [folder, index] : folder_entries) entries.emplace(folder, index);
-  if (options.include_strip) {
-    for (const auto extension : strip_extensions) {
-      const std::string suffix = "." + std::string(extension);
-      for (const auto& [path, index] : by_path) {
-        if (!path.ends_with(suffix)) continue;
-        const std::string alias = path.substr(0, path.size() - suffix.size());
-        if (alias.back() == '/') continue;  // "/a/.html" is a dotfile; never an alias
-        entries.emplace(alias, index);
-      }
+  if (!include_strip) return entries;
+  for (const auto extension : strip_extensions) {
+    const std::string suffix = "." + std::string(extension);
+    for (const auto& [path, index] : by_path) {
+      if (!path.ends_with(suffix)) continue;
+      const std::string alias = path.substr(0, path.size() - suffix.size());
+      if (alias.back() == '/') continue;  // "/a/.html" is a dotfile; never an alias
+      entries.emplace(alias, index);
     }
   }
-  std::map<std::string, std::string> redirects;  // from -> to
-  if (options.include_slash_redirects) {
-    for (const auto& [path, index] : entries) {
-      if (path == "/") continue;
-      if (path.back() == '/') {
-        const std::string bare = path.substr(0, path.size() - 1);
-        if (!entries.contains(bare)) redirects.emplace(bare, path);
-      } else if (!entries.contains(path + "/")) {
-        redirects.emplace(path + "/", path);
-      }
-    }
-  }
+  return entries;
+}
 
-  std::string paths_listing;
-  auto entry_it = entries.begin();
-  auto redirect_it = redirects.begin();
-  // Merge the two sorted maps so the file's records stay in one sorted order.
-  while (entry_it != entries.end() || redirect_it != redirects.end()) {
-    const bool take_entry = redirect_it == redirects.end() ||
-                            (entry_it != entries.end() && entry_it->first < redirect_it->first);
+// A 308 from "/a" to "/a/" (or back) wherever only one of the two has an entry.
+std::map<std::string, std::string> compile_slash_redirects(const item_map& entries) {
+  std::map<std::string, std::string> redirects;
+  for (const auto& [path, index] : entries) {
+    if (path == "/") continue;
+    if (path.back() == '/') {
+      const std::string bare = path.substr(0, path.size() - 1);
+      if (!entries.contains(bare)) redirects.emplace(bare, path);
+    } else if (!entries.contains(path + "/")) {
+      redirects.emplace(path + "/", path);
+    }
+  }
+  return redirects;
+}
+
+routes compile_routes(const published_items& published, const item_map& folder_entries,
+                      const build_options& options) {
+  routes compiled;
+  compiled.entries = compile_entries(published.by_path, folder_entries, options.include_strip);
+  if (options.include_slash_redirects) {
+    compiled.redirects = compile_slash_redirects(compiled.entries);
+  }
+  return compiled;
+}
+
+// Writes the entries and the redirects merged, so that the records stay in one sorted order.
+written_routes write_routes(const routes& compiled, const std::vector<stored_item>& stored,
+                            const header_options& headers, cdb::writer& writer) {
+  written_routes written;
+  auto entry_it = compiled.entries.begin();
+  auto redirect_it = compiled.redirects.begin();
+  const auto entries_end = compiled.entries.end();
+  const auto redirects_end = compiled.redirects.end();
+  while (entry_it != entries_end || redirect_it != redirects_end) {
+    const bool take_entry = redirect_it == redirects_end ||
+                            (entry_it != entries_end && entry_it->first < redirect_it->first);
     if (take_entry) {
       writer.add(entry_it->first, resource_entry(200, stored[entry_it->second], headers));
-      paths_listing += entry_it->first + "\n";
-      ++stats.paths;
+      written.paths_listing += entry_it->first + "\n";
+      ++written.paths;
       ++entry_it;
     } else {
       writer.add(redirect_it->first, redirect_entry(redirect_it->second, headers.cache_control));
-      paths_listing += redirect_it->first + "\n";
-      ++stats.redirects;
+      written.paths_listing += redirect_it->first + "\n";
+      ++written.redirects;
       ++redirect_it;
     }
   }
+  return written;
+}
 
-  // Fallbacks: per folder, its wildcard (200) or else its error page (404).
-  std::size_t fallback_depth = 0;
-  for (const auto& folder : tree.folders) {
+// Writes each folder's fallback: its wildcard (200), or else its error page (404). Returns the
+// depth the reader walks from: the deepest level with a fallback plus one ("/" is level 0).
+std::size_t write_fallbacks(const std::vector<std::string>& folders,
+                            const published_items& published,
+                            const std::vector<stored_item>& stored, const header_options& headers,
+                            cdb::writer& writer) {
+  std::size_t depth = 0;
+  for (const auto& folder : folders) {
     std::string value;
-    if (const auto wildcard = wildcards.find(folder); wildcard != wildcards.end()) {
+    if (const auto wildcard = published.wildcards.find(folder);
+        wildcard != published.wildcards.end()) {
       value = resource_entry(200, stored[wildcard->second], headers);
-    } else if (const auto page = error_pages.find(folder); page != error_pages.end()) {
+    } else if (const auto page = published.error_pages.find(folder);
+               page != published.error_pages.end()) {
       value = resource_entry(404, stored[page->second], {false, {}});
     } else {
       continue;
     }
     writer.add(std::string(schema::fallback_prefix) + folder, value);
-    // The reader wants the deepest level plus one ("/" is level 0): the count of '/'.
+    // The level plus one is the count of '/'.
     const auto slashes = static_cast<std::size_t>(std::count(folder.begin(), folder.end(), '/'));
-    fallback_depth = std::max(fallback_depth, slashes);
+    depth = std::max(depth, slashes);
   }
+  return depth;
+}
 
-  if (options.include_file_listing) writer.add(schema::paths_key, paths_listing);
-
-  stats.files = tree.files.size();
-  stats.folders = tree.folders.size();
+// The `kawipiko:meta` text: the build's settings and counts.
+std::string meta_text(const build_options& options, const header_options& headers,
+                      const build_stats& stats, std::size_t fallback_depth) {
   std::string compress_setting;
   for (const auto& setting : options.codecs) {
     if (setting.codec == encoding::identity) continue;
@@ -443,9 +552,45 @@ build_stats build(const build_options& options, const build_hooks& hooks) {
   meta += "paths=" + std::to_string(stats.paths) + "\n";
   meta += "redirects=" + std::to_string(stats.redirects) + "\n";
   meta += "fallback-depth=" + std::to_string(fallback_depth) + "\n";
-  writer.add(schema::meta_key, meta);
+  return meta;
+}
 
-  if (hooks.cancelled && hooks.cancelled()) throw std::runtime_error("interrupted");
+}  // namespace
+
+build_stats build(const build_options& options, const build_hooks& hooks) {
+  const auto started = std::chrono::steady_clock::now();
+  validate(options);
+  const target_state target = inspect_target(options.archive);
+  const source_tree tree = walk(options.sources, target.identity);
+  refuse_oversized_files(tree);
+  const previous_archive previous(options, target, hooks);
+
+  published_items published = collect_published(tree);
+  item_map folder_entries =
+      options.include_index ? find_folder_indexes(tree.folders, published.by_path) : item_map{};
+  if (options.include_folder_listing) add_folder_listings(tree.folders, published, folder_entries);
+
+  base::atomic_file output(options.archive);
+  cdb::writer writer(output.file(), options.archive);
+  writer.add(schema::schema_key, schema::schema_value);
+
+  build_stats stats;
+  stats.files = tree.files.size();
+  stats.folders = tree.folders.size();
+  stats.bytes_in = published.source_bytes;
+  const auto stored = store_bodies(published, previous.get(), options, hooks, writer, stats);
+
+  const header_options headers = headers_for(options);
+  const written_routes written =
+      write_routes(compile_routes(published, folder_entries, options), stored, headers, writer);
+  stats.paths = written.paths;
+  stats.redirects = written.redirects;
+  const std::size_t fallback_depth =
+      write_fallbacks(tree.folders, published, stored, headers, writer);
+  if (options.include_file_listing) writer.add(schema::paths_key, written.paths_listing);
+  writer.add(schema::meta_key, meta_text(options, headers, stats, fallback_depth));
+
+  throw_if_cancelled(hooks);
   stats.archive_size = writer.projected_size();
   writer.finish();
   output.commit();

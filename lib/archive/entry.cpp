@@ -1,7 +1,9 @@
 #include "archive/entry.hpp"
 
-#include <cstdio>
+#include <cassert>
+#include <span>
 #include <stdexcept>
+#include <utility>
 
 #include "archive/schema.hpp"
 #include "http/etag.hpp"
@@ -11,94 +13,173 @@ namespace kawipiko::archive {
 
 namespace {
 
-// Parses exactly `digits` lower-case hex digits at text[at]; false on any other byte.
-bool parse_hex(std::string_view text, std::size_t at, std::size_t digits,
-               std::uint64_t& out) noexcept {
+namespace descriptor = schema::descriptor;
+using schema::entry_field;
+
+constexpr std::string_view digits = "0123456789abcdef";
+
+// The value of digit `c` (0-9, then lower-case a-f), or 16 for any other byte.
+unsigned digit_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return static_cast<unsigned>(c - '0');
+  if (c >= 'a' && c <= 'f') return static_cast<unsigned>(c - 'a' + 10);
+  return 16;
+}
+
+// Parses the `field` of `line` as exactly field.width digits of `base` (10 or 16); false on any
+// other byte.
+bool parse_number(std::string_view line, const entry_field& field, unsigned base,
+                  std::uint64_t& out) noexcept {
   std::uint64_t value = 0;
-  for (std::size_t i = 0; i < digits; ++i) {
-    const char c = text[at + i];
-    unsigned nibble;
-    if (c >= '0' && c <= '9') {
-      nibble = static_cast<unsigned>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      nibble = static_cast<unsigned>(c - 'a' + 10);
-    } else {
-      return false;
-    }
-    value = (value << 4) | nibble;
+  for (const char c : line.substr(field.offset, field.width)) {
+    const unsigned digit = digit_value(c);
+    if (digit >= base) return false;
+    value = value * base + digit;
   }
   out = value;
   return true;
 }
 
-bool parse_coding(std::string_view field, encoding& out) noexcept {
-  if (field == "identity") {
-    out = encoding::identity;
-  } else if (field == "gzip    ") {
-    out = encoding::gzip;
-  } else if (field == "br      ") {
-    out = encoding::br;
-  } else {
-    return false;
+// Writes `value` into the `field` of `line` as field.width digits of `base`, zero padded; false
+// if it needs more.
+bool put_number(std::string& line, const entry_field& field, unsigned base,
+                std::uint64_t value) noexcept {
+  for (std::size_t i = field.width; i-- > 0;) {
+    line[field.offset + i] = digits[value % base];
+    value /= base;
+  }
+  return value == 0;
+}
+
+// Whether each field of `fields` is followed by its separator in `line`.
+bool has_separators(std::string_view line, std::span<const entry_field> fields) noexcept {
+  for (const auto& field : fields) {
+    const char expected = &field == &fields.back() ? '\n' : ' ';
+    if (line[field.offset + field.width] != expected) return false;
   }
   return true;
+}
+
+// A line of `size` bytes whose fields are still blank: spaces, and the final '\n'.
+std::string blank_line(std::size_t size) {
+  std::string line(size, ' ');
+  line.back() = '\n';
+  return line;
+}
+
+bool parse_coding(std::string_view line, encoding& out) noexcept {
+  const auto field = line.substr(descriptor::coding.offset, descriptor::coding.width);
+  for (const encoding candidate : {encoding::identity, encoding::gzip, encoding::br}) {
+    const auto name = token(candidate);
+    if (field.starts_with(name) && field.find_first_not_of(' ', name.size()) == field.npos) {
+      out = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
+// The numbers of one descriptor line, as stored.
+struct descriptor_numbers {
+  std::uint64_t body_position = 0, body_length = 0, block_length = 0, length_304 = 0,
+                length_partial = 0, etag_length = 0;
+};
+
+bool parse_descriptor(std::string_view line, encoding& coding, descriptor_numbers& out) noexcept {
+  return has_separators(line, descriptor::fields) && parse_coding(line, coding) &&
+         parse_number(line, descriptor::body_position, 16, out.body_position) &&
+         parse_number(line, descriptor::body_length, 16, out.body_length) &&
+         parse_number(line, descriptor::block_length, 16, out.block_length) &&
+         parse_number(line, descriptor::length_304, 16, out.length_304) &&
+         parse_number(line, descriptor::length_partial, 16, out.length_partial) &&
+         parse_number(line, descriptor::etag_length, 16, out.etag_length);
+}
+
+// Parses the head "SSS N\n" of `value`: the status and a variant count in 1..max_variants.
+bool parse_head(std::string_view value, unsigned& status, std::size_t& count) noexcept {
+  namespace head = schema::head;
+  std::uint64_t parsed_status = 0, parsed_count = 0;
+  if (value.size() < schema::entry_head_size || !has_separators(value, head::fields) ||
+      !parse_number(value, head::status, 10, parsed_status) ||
+      !parse_number(value, head::variant_count, 10, parsed_count)) {
+    return false;
+  }
+  if (parsed_count < 1 || parsed_count > schema::max_variants) return false;
+  status = static_cast<unsigned>(parsed_status);
+  count = static_cast<std::size_t>(parsed_count);
+  return true;
+}
+
+// Fills `out` from one descriptor's numbers, its block starting at `block_at` in `value`.
+bool decode_variant(std::string_view value, std::size_t block_at, const descriptor_numbers& n,
+                    const cdb::reader& db, variant& out) noexcept {
+  // The block must lie inside the value; the prefixes inside the block.
+  if (value.size() - block_at < n.block_length) return false;
+  if (n.length_304 > n.block_length || n.length_partial > n.block_length ||
+      n.length_304 > n.length_partial) {
+    return false;
+  }
+  const auto prefix = schema::etag_header_prefix;
+  if (n.etag_length != 0 && (n.block_length < prefix || n.block_length - prefix < n.etag_length)) {
+    return false;
+  }
+  out.block = value.substr(block_at, static_cast<std::size_t>(n.block_length));
+  out.length_304 = static_cast<std::size_t>(n.length_304);
+  out.length_partial = static_cast<std::size_t>(n.length_partial);
+  out.etag = n.etag_length == 0 ? std::string_view{}
+                                : out.block.substr(prefix, static_cast<std::size_t>(n.etag_length));
+  // The body must lie inside the records area of the archive.
+  if (n.body_length == 0) {
+    out.body = {};
+    return true;
+  }
+  const auto body = db.slice(n.body_position, n.body_length);
+  if (!body) return false;
+  out.body = *body;
+  return true;
+}
+
+// One descriptor line for `spec`. Throws std::length_error if a number does not fit its field.
+std::string descriptor_line(const variant_spec& spec) {
+  std::string line = blank_line(schema::descriptor_size);
+  const auto name = token(spec.coding);
+  assert(name.size() <= descriptor::coding.width);
+  line.replace(descriptor::coding.offset, name.size(), name);
+  const std::pair<const entry_field&, std::uint64_t> numbers[] = {
+      {descriptor::body_position, spec.body_position},
+      {descriptor::body_length, spec.body_length},
+      {descriptor::block_length, spec.block.size()},
+      {descriptor::length_304, spec.length_304},
+      {descriptor::length_partial, spec.length_partial},
+      {descriptor::etag_length, spec.etag_length}};
+  for (const auto& [field, number] : numbers) {
+    if (!put_number(line, field, 16, number)) {
+      throw std::length_error("entry: " + std::string(field.name) + " too large");
+    }
+  }
+  return line;
 }
 
 }  // namespace
 
 bool decode_entry(std::string_view value, const cdb::reader& db, entry& out) noexcept {
-  using namespace schema;
-  // Head: "SSS N\n".
-  if (value.size() < entry_head_size || value[3] != ' ' || value[5] != '\n') return false;
   unsigned status = 0;
-  for (std::size_t i = 0; i < 3; ++i) {
-    if (value[i] < '0' || value[i] > '9') return false;
-    status = status * 10 + static_cast<unsigned>(value[i] - '0');
-  }
-  if (value[4] < '1' || value[4] > '0' + static_cast<int>(max_variants)) return false;
-  const auto count = static_cast<std::size_t>(value[4] - '0');
+  std::size_t count = 0;
+  if (!parse_head(value, status, count)) return false;
   // Descriptors must fit before the blocks start.
-  if ((value.size() - entry_head_size) / descriptor_size < count) return false;
-  std::size_t block_at = entry_head_size + count * descriptor_size;
+  if ((value.size() - schema::entry_head_size) / schema::descriptor_size < count) return false;
+  std::size_t block_at = schema::entry_head_size + count * schema::descriptor_size;
 
   out.status = status;
   out.count = count;
   for (std::size_t v = 0; v < count; ++v) {
-    const std::size_t at = entry_head_size + v * descriptor_size;
-    const std::string_view line = value.substr(at, descriptor_size);
-    if (line[8] != ' ' || line[17] != ' ' || line[26] != ' ' || line[31] != ' ' ||
-        line[36] != ' ' || line[41] != ' ' || line[44] != '\n') {
-      return false;
-    }
+    const std::size_t at = schema::entry_head_size + v * schema::descriptor_size;
+    descriptor_numbers numbers;
     auto& variant = out.variants[v];
-    std::uint64_t position = 0, length = 0, block = 0, l304 = 0, lpartial = 0, etag = 0;
-    if (!parse_coding(line.substr(0, 8), variant.coding) || !parse_hex(line, 9, 8, position) ||
-        !parse_hex(line, 18, 8, length) || !parse_hex(line, 27, 4, block) ||
-        !parse_hex(line, 32, 4, l304) || !parse_hex(line, 37, 4, lpartial) ||
-        !parse_hex(line, 42, 2, etag)) {
+    if (!parse_descriptor(value.substr(at, schema::descriptor_size), variant.coding, numbers) ||
+        !decode_variant(value, block_at, numbers, db, variant)) {
       return false;
     }
-    // The block must lie inside the value; the prefixes inside the block.
-    if (value.size() - block_at < block) return false;
-    if (l304 > block || lpartial > block || l304 > lpartial) return false;
-    if (etag != 0 && (block < etag_header_prefix || block - etag_header_prefix < etag)) {
-      return false;
-    }
-    variant.block = value.substr(block_at, static_cast<std::size_t>(block));
-    variant.length_304 = static_cast<std::size_t>(l304);
-    variant.length_partial = static_cast<std::size_t>(lpartial);
-    variant.etag = etag == 0
-                       ? std::string_view{}
-                       : variant.block.substr(etag_header_prefix, static_cast<std::size_t>(etag));
-    block_at += static_cast<std::size_t>(block);
-    // The body must lie inside the records area of the archive.
-    if (length == 0) {
-      variant.body = {};
-    } else {
-      const auto body = db.slice(position, length);
-      if (!body) return false;
-      variant.body = *body;
-    }
+    block_at += variant.block.size();
   }
   return block_at == value.size();
 }
@@ -161,23 +242,19 @@ bool is_well_formed(const entry& e) noexcept {
 }
 
 std::string encode_entry(unsigned status, const variant_spec* variants, std::size_t count) {
-  using namespace schema;
-  if (status > 999 || count == 0 || count > max_variants) {
+  std::string out = blank_line(schema::entry_head_size);
+  if (count == 0 || count > schema::max_variants ||
+      !put_number(out, schema::head::status, 10, status) ||
+      !put_number(out, schema::head::variant_count, 10, count)) {
     throw std::invalid_argument("entry: bad status or variant count");
   }
-  std::string out;
-  char line[64];
-  std::snprintf(line, sizeof line, "%03u %zu\n", status, count);
-  out += line;
   for (std::size_t v = 0; v < count; ++v) {
     const auto& spec = variants[v];
-    if (spec.block.size() > max_block_size || spec.etag_length > 0xff) {
+    if (spec.block.size() > schema::max_block_size ||
+        spec.etag_length > schema::max_hex(descriptor::etag_length)) {
       throw std::length_error("entry: header block too large");
     }
-    std::snprintf(line, sizeof line, "%-8s %08x %08x %04zx %04zx %04zx %02zx\n",
-                  std::string(token(spec.coding)).c_str(), spec.body_position, spec.body_length,
-                  spec.block.size(), spec.length_304, spec.length_partial, spec.etag_length);
-    out += line;
+    out += descriptor_line(spec);
   }
   for (std::size_t v = 0; v < count; ++v) out += variants[v].block;
   return out;

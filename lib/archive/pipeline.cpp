@@ -58,11 +58,12 @@ std::string read_file(const std::string& file, std::uint64_t expected) {
   return content;
 }
 
-}  // namespace
-
+// The first 128 bits of the SHA-256 of `bytes`, in hex: a variant's strong ETag.
 std::string etag_of(std::string_view bytes) {
   return sha256_hex(bytes).substr(0, 32);
 }
+
+}  // namespace
 
 std::string setting_name(const codec_setting& s) {
   return std::string(token(s.codec)) + "-" + std::to_string(s.level);

@@ -50,9 +50,6 @@ struct work_result {
 // "gzip-9", "br-11": a codec setting as the body keys name it.
 [[nodiscard]] std::string setting_name(const codec_setting& s);
 
-// The first 128 bits of the SHA-256 of `bytes`, in hex: a variant's strong ETag.
-[[nodiscard]] std::string etag_of(std::string_view bytes);
-
 class pipeline {
  public:
   // Starts options.jobs workers (one per core when 0) over `items`. `previous` may be null.

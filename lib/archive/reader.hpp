@@ -29,16 +29,14 @@ class reader {
   // fallback the archive holds.
   [[nodiscard]] lookup_status find_fallback(std::string_view path, entry& out) const noexcept;
 
-  // The `kawipiko:meta` text ("name=value" lines).
-  [[nodiscard]] std::string_view meta() const noexcept { return meta_; }
-  // The value of one meta line, or empty.
+  // The value of one line of the `kawipiko:meta` text ("name=value" lines), or empty.
   [[nodiscard]] std::string_view meta_value(std::string_view name) const noexcept;
 
   [[nodiscard]] const cdb::reader& database() const noexcept { return db_; }
 
  private:
   cdb::reader db_;
-  std::string_view meta_;
+  std::string_view meta_;           // the `kawipiko:meta` text
   std::size_t fallback_depth_ = 0;  // deepest folder level with a fallback, plus one; 0: none
 };
 

@@ -38,6 +38,8 @@
 // checks every one against it.
 
 #include <cstddef>
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -51,11 +53,60 @@ inline constexpr std::string_view fallback_prefix = "fallback:";
 inline constexpr std::string_view body_prefix = "body:";
 inline constexpr std::string_view skip_prefix = "skip:";
 
-inline constexpr std::size_t entry_head_size = 6;   // "200 3\n"
-inline constexpr std::size_t descriptor_size = 45;  // one variant line
-inline constexpr std::size_t max_variants = 3;
-inline constexpr std::size_t etag_header_prefix = 6;   // "ETag: "
-inline constexpr std::size_t max_block_size = 0xffff;  // 4 hex digits
+// One fixed-width field of an entry's head or of a variant descriptor: `width` bytes at `offset`
+// in its line, followed by one separator byte (a space, or '\n' after the line's last field).
+// The encoder and the decoder (entry.cpp) both work from the tables below.
+struct entry_field {
+  std::string_view name;  // as the layout above calls it
+  std::size_t offset;
+  std::size_t width;
+};
+
+// The head: decimal digits.
+namespace head {
+inline constexpr entry_field status{"status", 0, 3};
+inline constexpr entry_field variant_count{"variant count", 4, 1};
+inline constexpr entry_field fields[] = {status, variant_count};
+}  // namespace head
+
+// A variant descriptor: the coding token, space padded; then lower-case hex, zero padded.
+namespace descriptor {
+inline constexpr entry_field coding{"coding", 0, 8};
+inline constexpr entry_field body_position{"body position", 9, 8};
+inline constexpr entry_field body_length{"body length", 18, 8};
+inline constexpr entry_field block_length{"block length", 27, 4};
+inline constexpr entry_field length_304{"304 length", 32, 4};
+inline constexpr entry_field length_partial{"partial length", 37, 4};
+inline constexpr entry_field etag_length{"etag length", 42, 2};
+inline constexpr entry_field fields[] = {coding,     body_position,  body_length, block_length,
+                                         length_304, length_partial, etag_length};
+}  // namespace descriptor
+
+// The size of a line made of `fields`: up to its last field's separator.
+[[nodiscard]] constexpr std::size_t line_size(std::span<const entry_field> fields) {
+  return fields.back().offset + fields.back().width + 1;
+}
+// Whether `fields` start at 0 and follow each other with exactly one separator between them.
+[[nodiscard]] constexpr bool is_packed(std::span<const entry_field> fields) {
+  std::size_t next = 0;
+  for (const auto& field : fields) {
+    if (field.offset != next || field.width == 0) return false;
+    next = field.offset + field.width + 1;
+  }
+  return true;
+}
+// The largest number a hex field holds.
+[[nodiscard]] constexpr std::uint64_t max_hex(const entry_field& field) {
+  return (std::uint64_t{1} << (4 * field.width)) - 1;
+}
+
+inline constexpr std::size_t entry_head_size = line_size(head::fields);        // "200 3\n"
+inline constexpr std::size_t descriptor_size = line_size(descriptor::fields);  // one variant line
+static_assert(is_packed(head::fields) && entry_head_size == 6);
+static_assert(is_packed(descriptor::fields) && descriptor_size == 45);
+inline constexpr std::size_t max_variants = 3;        // identity, gzip, br
+inline constexpr std::size_t etag_header_prefix = 6;  // "ETag: "
+inline constexpr std::size_t max_block_size = max_hex(descriptor::block_length);  // 0xffff
 
 // "body:<hash>:<coding>" and "skip:<hash>:<coding>".
 [[nodiscard]] inline std::string body_key(std::string_view hash, std::string_view coding) {

@@ -42,6 +42,17 @@ struct directory_guard {
   }
 };
 
+// True if `name` (one path segment) is left out of archives by the rules in source.hpp.
+// `top_level` tells whether the segment sits directly in the root (where `.well-known` is
+// published).
+bool is_ignored_name(std::string_view name, bool top_level) noexcept {
+  if (name.empty()) return true;
+  if (name.front() == '.') return !(top_level && name == ".well-known");
+  if (name.back() == '~') return true;                                             // editor backups
+  if (name.size() >= 2 && name.front() == '#' && name.back() == '#') return true;  // emacs
+  return false;
+}
+
 struct walker {
   const skip_identity& skip;
   source_tree tree;
@@ -104,14 +115,6 @@ struct walker {
 };
 
 }  // namespace
-
-bool is_ignored_name(std::string_view name, bool top_level) noexcept {
-  if (name.empty()) return true;
-  if (name.front() == '.') return !(top_level && name == ".well-known");
-  if (name.back() == '~') return true;                                             // editor backups
-  if (name.size() >= 2 && name.front() == '#' && name.back() == '#') return true;  // emacs
-  return false;
-}
 
 source_tree walk(const std::string& root, const skip_identity& skip) {
   struct stat info {};

@@ -31,8 +31,4 @@ struct skip_identity {
 // Walks `root`. Throws std::runtime_error / std::system_error naming the path at fault.
 source_tree walk(const std::string& root, const skip_identity& skip = {});
 
-// True if `name` (one path segment) is left out of archives by the rules above. `top_level` tells
-// whether the segment sits directly in the root (where `.well-known` is published).
-bool is_ignored_name(std::string_view name, bool top_level) noexcept;
-
 }  // namespace kawipiko::archive

@@ -10,10 +10,11 @@ namespace kawipiko::cdb {
 
 namespace {
 
-constexpr std::size_t header_size = 2048;
-constexpr std::size_t table_count = 256;
-constexpr std::size_t slot_size = 8;    // hash, record position
-constexpr std::size_t record_head = 8;  // key length, value length
+using format::header_entry_size;
+using format::header_size;
+using format::record_header_size;
+using format::slot_size;
+using format::table_count;
 
 class error_category_impl final : public std::error_category {
  public:
@@ -63,14 +64,15 @@ std::error_code make_error_code(errc e) noexcept {
 
 reader::reader(std::span<const std::byte> image) : image_(image) {
   const std::size_t size = image_.size();
-  // The header must be there before any of its 256 entries is read.
+  // The header must be there before any of its entries is read.
   if (size < header_size) {
-    throw_bad_header(std::to_string(size) + " bytes, shorter than the 2048-byte header");
+    throw_bad_header(std::to_string(size) + " bytes, shorter than the " +
+                     std::to_string(header_size) + "-byte header");
   }
   std::size_t lowest_table = size;
   for (std::size_t table = 0; table < table_count; ++table) {
-    const std::size_t position = load_u32(image_, table * slot_size);
-    const std::size_t slots = load_u32(image_, table * slot_size + 4);
+    const std::size_t position = load_u32(image_, table * header_entry_size);
+    const std::size_t slots = load_u32(image_, table * header_entry_size + 4);
     // A table may not overlap the header (records and tables follow it).
     if (position < header_size) {
       throw_bad_header("hash table " + std::to_string(table) + " starts inside the header");
@@ -108,19 +110,19 @@ std::optional<reader::record> reader::read_record(std::size_t position,
     error = needed > image_room ? errc::truncated : errc::bad_record;
     return std::nullopt;
   };
-  // The 8-byte record head (two lengths) must fit before the records end.
-  if (room < record_head) return fail(record_head);
+  // The record header (two lengths) must fit before the records end.
+  if (room < record_header_size) return fail(record_header_size);
   const std::size_t key_length = load_u32(image_, position);
   const std::size_t value_length = load_u32(image_, position + 4);
-  room -= record_head;
-  image_room -= record_head;
+  room -= record_header_size;
+  image_room -= record_header_size;
   // The key must fit in the rest of the records area...
   if (key_length > room) return fail(key_length);
   room -= key_length;
   image_room -= key_length;
   // ...and the value after it.
   if (value_length > room) return fail(value_length);
-  const std::size_t key_position = position + record_head;
+  const std::size_t key_position = position + record_header_size;
   const std::size_t value_position = key_position + key_length;
   return record{view(image_, key_position, key_length), view(image_, value_position, value_length),
                 value_position, value_position + value_length};
@@ -130,7 +132,7 @@ std::optional<std::string_view> reader::find(std::string_view key,
                                              std::error_code& error) const noexcept {
   error = {};
   const std::uint32_t key_hash = hash(key);
-  const std::size_t entry = (key_hash & 0xffU) * slot_size;
+  const std::size_t entry = (key_hash & 0xffU) * header_entry_size;
   // Both numbers were validated at construction: the table lies inside the image.
   const std::size_t table_position = load_u32(image_, entry);
   const std::size_t slots = load_u32(image_, entry + 4);

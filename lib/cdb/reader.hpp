@@ -2,10 +2,7 @@
 // A read-only, validated view over a djb CDB image (usually a mapped file). The image is treated
 // as hostile: every position and length read from it is checked against the image's bounds
 // before use, so a truncated or corrupted file gives an error, never an out-of-bounds read.
-//
-// Format (cdb(5)): a 2048-byte header of 256 (table position, slot count) pairs; then records
-// (key length, value length, key, value); then 256 hash tables of (hash, record position) slots.
-// All numbers are little-endian uint32.
+// The format is described in format.hpp.
 
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +11,8 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+
+#include "cdb/format.hpp"
 
 namespace kawipiko::cdb {
 
@@ -31,10 +30,10 @@ std::error_code make_error_code(errc e) noexcept;
 
 class reader {
  public:
-  // Validates the header (image at least 2048 bytes; each table inside the image, after the
-  // header). Throws std::runtime_error with a one-line reason on a malformed header (the reason
-  // does not name the file: the caller adds that). The image
-  // must outlive the reader; the reader is immutable and safe to share between threads.
+  // Validates the header (image at least format::header_size bytes; each table inside the image,
+  // after the header). Throws std::runtime_error with a one-line reason on a malformed header (the
+  // reason does not name the file: the caller adds that). The image must outlive the reader; the
+  // reader is immutable and safe to share between threads.
   explicit reader(std::span<const std::byte> image);
 
   // The first value stored under `key`, or nullopt when there is none. `error` is cleared on
@@ -45,7 +44,7 @@ class reader {
 
   // Byte range where records may lie: [records_begin(), records_end()), i.e. from the end of the
   // header to the first hash table. Values referenced by position are validated against it.
-  [[nodiscard]] std::size_t records_begin() const noexcept { return 2048; }
+  [[nodiscard]] std::size_t records_begin() const noexcept { return format::header_size; }
   [[nodiscard]] std::size_t records_end() const noexcept { return records_end_; }
 
   // The bytes [position, position + length) if they lie inside the records area, else nullopt.
@@ -57,8 +56,6 @@ class reader {
   // sets it. Exceptions from `visit` propagate.
   template <class Visit>
   void for_each(Visit&& visit, std::error_code& error) const;
-
-  [[nodiscard]] std::span<const std::byte> image() const noexcept { return image_; }
 
  private:
   struct record {
@@ -72,7 +69,7 @@ class reader {
                                                   std::error_code& error) const noexcept;
 
   std::span<const std::byte> image_;
-  std::size_t records_end_ = 2048;
+  std::size_t records_end_ = format::header_size;
 };
 
 template <class Visit>

@@ -17,10 +17,12 @@ namespace kawipiko::cdb {
 
 namespace {
 
-constexpr std::size_t header_size = 2048;
-constexpr std::size_t table_count = 256;
-constexpr std::uint64_t slot_size = 8;    // hash, record position
-constexpr std::uint64_t record_head = 8;  // key length, value length
+using format::header_entry_size;
+using format::header_size;
+using format::record_header_size;
+using format::slot_size;
+using format::table_count;
+
 // Each record gets two slots in its table (tables are half full, as cdbmake builds them).
 constexpr std::uint64_t table_bytes_per_record = 2 * slot_size;
 
@@ -40,59 +42,48 @@ void store_u32(unsigned char* out, std::uint32_t value) noexcept {
 }  // namespace
 
 writer::writer(std::FILE* file, std::string name, std::uint64_t limit)
-    : file_(file), name_(std::move(name)), limit_(std::min(limit, max_size)) {
+    : file_(file), name_(std::move(name)), limit_(std::min(limit, format::max_size)) {
   assert(file_ != nullptr);
   // The header is written last (it needs the tables' positions); zeros hold its place.
   const std::array<unsigned char, header_size> zeros{};
   write_bytes(zeros.data(), zeros.size());
 }
 
-std::uint32_t writer::add(std::string_view key, std::string_view value) {
-  return add_record(key, std::span<const std::string_view>(&value, 1));
-}
-
-std::uint32_t writer::add_parts(std::string_view key, const std::vector<std::string_view>& parts) {
-  return add_record(key, parts);
-}
-
 std::uint64_t writer::projected_size() const noexcept {
   return position_ + table_bytes_per_record * slots_.size();
 }
 
-std::uint32_t writer::add_record(std::string_view key, std::span<const std::string_view> parts) {
+std::uint32_t writer::add(std::string_view key, std::string_view value) {
   assert(!finished_);
   // Every check happens before the first byte of the record is written. Each length is compared
   // with what is left under the limit, by subtraction, so no sum can overflow; projected_size()
-  // <= limit_ <= max_size holds between calls.
-  // (A test's limit may be below the header's 2048 bytes: then nothing is left.)
+  // <= limit_ <= format::max_size holds between calls.
+  // (A test's limit may be below the header's size: then nothing is left.)
   const std::uint64_t projected = projected_size();
   const std::uint64_t left = limit_ > projected ? limit_ - projected : 0;
-  const std::uint64_t record_cost = record_head + table_bytes_per_record;
+  const std::uint64_t record_cost = record_header_size + table_bytes_per_record;
   if (record_cost > left || key.size() > left - record_cost) throw_too_large(name_);
-  std::uint64_t value_length = 0;
-  for (const std::string_view part : parts) {
-    if (part.size() > left - record_cost - key.size() - value_length) throw_too_large(name_);
-    value_length += part.size();
-  }
+  if (value.size() > left - record_cost - key.size()) throw_too_large(name_);
 
-  // The checks above bound every number below by limit_ <= max_size: the casts are exact.
+  // The checks above bound every number below by limit_ <= format::max_size: the casts are exact.
   const auto record_position = static_cast<std::uint32_t>(position_);
-  std::array<unsigned char, record_head> head{};
+  std::array<unsigned char, record_header_size> head{};
   store_u32(head.data(), static_cast<std::uint32_t>(key.size()));
-  store_u32(head.data() + 4, static_cast<std::uint32_t>(value_length));
+  store_u32(head.data() + 4, static_cast<std::uint32_t>(value.size()));
   write_bytes(head.data(), head.size());
   write_bytes(key.data(), key.size());
-  for (const std::string_view part : parts) write_bytes(part.data(), part.size());
+  write_bytes(value.data(), value.size());
 
   slots_.push_back({hash(key), record_position});
-  const std::uint64_t value_position = position_ + record_head + key.size();
-  position_ = value_position + value_length;
+  const std::uint64_t value_position = position_ + record_header_size + key.size();
+  position_ = value_position + value.size();
   return static_cast<std::uint32_t>(value_position);
 }
 
 void writer::finish() {
   assert(!finished_);
-  // add() kept projected_size() <= limit_ <= max_size, so every table position fits a uint32.
+  // add() kept projected_size() <= limit_ <= format::max_size, so every table position fits a
+  // uint32.
   assert(slots_.empty() || projected_size() <= limit_);
 
   // Group the slots by table (low 8 bits of the hash), keeping the order of addition inside each
@@ -116,8 +107,8 @@ void writer::finish() {
     // cdb(5): a table of 2 * count slots, each entry placed at (hash >> 8) % slots or the next
     // free slot after it, wrapping. Position 0 marks a free slot (no record starts there).
     const std::size_t length = 2 * counts[table];
-    store_u32(header.data() + table * slot_size, static_cast<std::uint32_t>(position_));
-    store_u32(header.data() + table * slot_size + 4, static_cast<std::uint32_t>(length));
+    store_u32(header.data() + table * header_entry_size, static_cast<std::uint32_t>(position_));
+    store_u32(header.data() + table * header_entry_size + 4, static_cast<std::uint32_t>(length));
     if (length == 0) continue;
 
     table_slots.assign(length, slot{0, 0});
@@ -154,7 +145,7 @@ void writer::write_bytes(const void* data, std::size_t size) {
 }
 
 void writer::seek(std::uint64_t position) {
-  // position <= max_size, which any off_t holds.
+  // position <= format::max_size, which any off_t holds.
   if (fseeko(file_, static_cast<off_t>(position), SEEK_SET) != 0) {
     base::throw_errno(errno, "cannot seek in", name_);
   }

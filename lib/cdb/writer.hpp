@@ -9,34 +9,29 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "cdb/format.hpp"
 
 namespace kawipiko::cdb {
 
 class writer {
  public:
-  // The format's limit: every position is a uint32, so the file can have at most 4 GiB - 1 bytes.
-  static constexpr std::uint64_t max_size = 0xFFFFFFFF;
-
   // Writes to the already open, seekable `file` (positioned at 0, e.g. a fresh temp file); `name`
-  // is only used in error messages. The writer does not close the file. It reserves the 2048-byte
-  // header at once (throws std::system_error on a write error).
+  // is only used in error messages. The writer does not close the file. It reserves the header at
+  // once (throws std::system_error on a write error).
   //
-  // `limit` is for tests: it stands in for max_size so that the refusal can be tested without
-  // writing 4 GiB (values above max_size are treated as max_size).
-  writer(std::FILE* file, std::string name, std::uint64_t limit = max_size);
+  // `limit` is for tests: it stands in for format::max_size so that the refusal can be tested
+  // without writing 4 GiB (values above format::max_size are treated as format::max_size).
+  writer(std::FILE* file, std::string name, std::uint64_t limit = format::max_size);
 
   // Appends a record. Returns the position in the file of the record's value (its first byte),
   // which stays valid in the finished file. Throws std::runtime_error if the finished file
   // (tables included) would pass the limit, before writing anything of the record;
   // std::system_error on a write error, after which the writer is unusable.
   std::uint32_t add(std::string_view key, std::string_view value);
-
-  // Like add() but the value is the concatenation of `parts` (no copy into one buffer).
-  std::uint32_t add_parts(std::string_view key, const std::vector<std::string_view>& parts);
 
   // Bytes the finished file would have if finish() were called now.
   [[nodiscard]] std::uint64_t projected_size() const noexcept;
@@ -46,21 +41,18 @@ class writer {
   // error. Call it once; add() may not follow it.
   void finish();
 
-  [[nodiscard]] std::uint64_t records_count() const noexcept { return slots_.size(); }
-
  private:
   struct slot {
     std::uint32_t hash;
     std::uint32_t position;  // of the record
   };
-  std::uint32_t add_record(std::string_view key, std::span<const std::string_view> parts);
   void write_bytes(const void* data, std::size_t size);
   void seek(std::uint64_t position);
 
   std::FILE* file_;
   std::string name_;
   std::uint64_t limit_;
-  std::uint64_t position_ = 2048;
+  std::uint64_t position_ = format::header_size;
   std::vector<slot> slots_;
   bool finished_ = false;
 };

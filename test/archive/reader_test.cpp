@@ -57,71 +57,6 @@ TEST_CASE("the reader refuses what is not a kawipiko archive, saying why", "[arc
   CHECK_THROWS_WITH(archive::reader(bytes_of(bad_meta)), Catch::Contains("fallback-depth"));
 }
 
-TEST_CASE("entries round-trip through encode and decode", "[archive]") {
-  temp_folder scratch;
-  const std::string body = "0123456789";
-  // The body record comes first: its value sits at 2048 + 8 + key length.
-  const std::string key = "body:x:identity";
-  const auto image = cdb_image(
-      {{std::string(schema::schema_key), std::string(schema::schema_value)}, {key, body}}, scratch);
-  const archive::reader reader(bytes_of(image));
-  const auto position = static_cast<std::uint32_t>(image.find(body));
-
-  archive::variant_spec specs[2] = {
-      {archive::encoding::identity, position, 10,
-       "ETag: \"abc\"\r\nVary: Accept-Encoding\r\nContent-Type: text/plain\r\nContent-Length: "
-       "10\r\n",
-       36, 62, 5},
-      {archive::encoding::br, position + 2, 3,
-       "ETag: \"def\"\r\nContent-Type: text/plain\r\nContent-Encoding: br\r\nContent-Length: 3\r\n",
-       13, 61, 5}};
-  const std::string value = archive::encode_entry(200, specs, 2);
-  CHECK(value.substr(0, 6) == "200 2\n");
-
-  archive::entry entry;
-  REQUIRE(archive::decode_entry(value, reader.database(), entry));
-  CHECK(entry.status == 200);
-  REQUIRE(entry.count == 2);
-  CHECK(entry.variants[0].body == body);
-  CHECK(entry.variants[0].etag == "\"abc\"");
-  CHECK(entry.variants[0].block.substr(0, entry.variants[0].length_304) ==
-        "ETag: \"abc\"\r\nVary: Accept-Encoding\r\n");
-  CHECK(entry.variants[1].coding == archive::encoding::br);
-  CHECK(entry.variants[1].body == "234");
-  CHECK(entry.variants[1].block.substr(entry.variants[1].length_partial) ==
-        "Content-Length: 3\r\n");
-
-  SECTION("every truncation and bad byte is refused, never read past") {
-    for (std::size_t cut = 0; cut < value.size(); ++cut) {
-      CHECK_FALSE(archive::decode_entry(value.substr(0, cut), reader.database(), entry));
-    }
-    std::mt19937 random(11);
-    for (int round = 0; round < 2000; ++round) {
-      std::string damaged = value;
-      damaged[random() % damaged.size()] = static_cast<char>(random() % 256);
-      if (archive::decode_entry(damaged, reader.database(), entry)) {
-        for (std::size_t v = 0; v < entry.count; ++v) {
-          // Whatever decodes must lie inside the image and the value.
-          const auto& variant = entry.variants[v];
-          if (!variant.body.empty()) {
-            CHECK(variant.body.data() >= image.data());
-            CHECK(variant.body.data() + variant.body.size() <= image.data() + image.size());
-          }
-          CHECK(variant.length_304 <= variant.block.size());
-        }
-      }
-    }
-  }
-  SECTION("a body outside the records area is refused") {
-    specs[0].body_position = static_cast<std::uint32_t>(image.size() - 4);
-    CHECK_FALSE(
-        archive::decode_entry(archive::encode_entry(200, specs, 1), reader.database(), entry));
-    specs[0].body_position = 100;  // inside the header
-    CHECK_FALSE(
-        archive::decode_entry(archive::encode_entry(200, specs, 1), reader.database(), entry));
-  }
-}
-
 TEST_CASE("a corrupt entry is reported as corrupt, not as missing", "[archive][corrupt]") {
   temp_folder scratch;
   const auto image =
@@ -178,35 +113,17 @@ TEST_CASE("every byte flipped in a built archive gives an error or an answer, ne
   CHECK(opened > 0);
 }
 
-TEST_CASE("header blocks are checked for well-formed HTTP lines and a true Content-Length",
-          "[archive][corrupt]") {
+TEST_CASE("meta_value gives the value of the one meta line with that name", "[archive]") {
   temp_folder scratch;
-  const std::string body = "0123456789";
-  const auto image = cdb_image(
-      {{std::string(schema::schema_key), std::string(schema::schema_value)}, {"body", body}},
-      scratch);
+  const auto image =
+      cdb_image({{std::string(schema::schema_key), std::string(schema::schema_value)},
+                 {std::string(schema::meta_key), "ab=2\na=1\nempty=\nfallback-depth=3"}},
+                scratch);
   const archive::reader reader(bytes_of(image));
-  const auto position = static_cast<std::uint32_t>(image.find(body));
-  const auto decode = [&](unsigned status, const std::string& block, std::size_t l304,
-                          std::size_t partial, std::size_t etag) {
-    archive::variant_spec spec{
-        archive::encoding::identity, position, 10, block, l304, partial, etag};
-    const std::string value = archive::encode_entry(status, &spec, 1);  // the entry's views
-    archive::entry entry;
-    REQUIRE(archive::decode_entry(value, reader.database(), entry));
-    return archive::is_well_formed(entry);
-  };
-  const std::string good = "ETag: \"abc\"\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n";
-  CHECK(decode(200, good, 13, 39, 5));
-  CHECK_FALSE(decode(200, "ETag: \"abc\"\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n", 13,
-                     39, 5));
-  CHECK_FALSE(decode(200, "ETag: \"abc\"\r\nContent(Type: text/plain\r\nContent-Length: 10\r\n", 13,
-                     39, 5));
-  CHECK_FALSE(decode(200, "ETag: \"abc\"\r\nContent-Type: te\nxt/plain\r\nContent-Length: 10\r\n",
-                     13, 40, 5));
-  CHECK_FALSE(decode(200, "ETag: \"abc\"\r\nContent-Type: text/plain\r\n", 13, 39, 5));
-  CHECK_FALSE(decode(200, good, 12, 39, 5));  // a prefix that ends inside a line
-  CHECK_FALSE(decode(200, "ETag: \"a c\"\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n", 13,
-                     39, 5));
-  CHECK_FALSE(decode(299, good, 13, 39, 5));
+  CHECK(reader.meta_value("a") == "1");  // not the "ab" line before it
+  CHECK(reader.meta_value("ab") == "2");
+  CHECK(reader.meta_value("fallback-depth") == "3");  // the last line needs no newline
+  CHECK(reader.meta_value("empty").empty());
+  CHECK(reader.meta_value("missing").empty());
+  CHECK(reader.meta_value("b").empty());
 }

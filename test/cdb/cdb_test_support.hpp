@@ -24,6 +24,7 @@ namespace kawipiko::cdb::test {
 struct entry {
   std::string key;
   std::string value;
+  bool operator==(const entry&) const = default;
 };
 
 inline std::span<const std::byte> as_bytes(std::string_view text) {
