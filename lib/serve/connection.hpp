@@ -66,8 +66,10 @@ class connection_owner {
 template <class Transport>
 class connection final : public connection_base {
  public:
-  connection(Transport transport, connection_context& ctx, connection_owner& owner) noexcept
-      : transport_(std::move(transport)), ctx_(ctx), owner_(owner) {
+  // The transport is made in place from the worker's read buffer and `args` (the socket, …).
+  template <class... Args>
+  connection(connection_context& ctx, connection_owner& owner, Args&&... args)
+      : transport_(ctx.read_buffer, std::forward<Args>(args)...), ctx_(ctx), owner_(owner) {
     deadline_ = coarse_now() + ctx_.http.opts.limits.idle_timeout;
   }
 
@@ -104,39 +106,34 @@ class connection final : public connection_base {
   static constexpr auto linger_time = std::chrono::seconds(2);
   static constexpr std::size_t linger_bytes = 1 << 20;  // dropped at most while lingering
 
-  // Waits until the socket is readable; nothing is held meanwhile.
+  // Reads what comes next into the worker's buffer, behind the kept bytes of an unfinished
+  // request; nothing is held meanwhile.
   void do_read() {
     waiting_ = true;
-    transport_.wait_readable([this](const boost::system::error_code& ec) { on_readable(ec); });
+    transport_.read(protocol_.kept().size(), [this](const boost::system::error_code& ec,
+                                                    std::size_t n) { on_read(ec, n); });
   }
 
-  void on_readable(const boost::system::error_code& ec) {
+  void on_read(const boost::system::error_code& ec, std::size_t n) {
     waiting_ = false;
     if (state_ == state::closed) return owner_.on_done(*this);
-    if (ec) return close();
-    if (state_ == state::lingering) return on_linger();
-    // The kept bytes of an unfinished request go first, so the parser sees them whole.
-    const auto buffer = ctx_.read_buffer;
+    if (state_ == state::lingering) return on_linger(ec, n);
     const auto kept = protocol_.kept();
-    std::memcpy(buffer.data(), kept.data(), kept.size());
-    const auto got = transport_.read(buffer.subspan(kept.size()));
-    switch (got.status) {
-      case io_status::would_block:
-        return do_read();
-      case io_status::failed:
-        return close();  // reset and friends: routine, not logged
-      case io_status::end:
-        if (kept.empty()) return close();
-        return answer({buffer.data(), kept.size()}, true);
-      case io_status::done:
-        break;
+    const auto buffer = ctx_.read_buffer;
+    if (ec == boost::asio::error::eof) {
+      if (kept.empty()) return close();
+      std::memcpy(buffer.data(), kept.data(), kept.size());
+      return answer({buffer.data(), kept.size()}, true);
     }
+    if (ec) return close();  // reset and friends: routine, not logged
     if (kept.empty()) {
       // The first bytes of a request: the header timeout starts now.
       state_ = state::reading;
       deadline_ = coarse_now() + ctx_.http.opts.limits.header_timeout;
     }
-    answer({buffer.data(), kept.size() + got.bytes}, false);
+    // The kept bytes go in front of the new ones, so the parser sees the request whole.
+    std::memcpy(buffer.data(), kept.data(), kept.size());
+    answer({buffer.data(), kept.size() + n}, false);
   }
 
   // Answers every complete request in `input` with one batch, and writes it.
@@ -215,14 +212,10 @@ class connection final : public connection_base {
     do_read();
   }
 
-  void on_linger() {
-    while (lingered_ <= linger_bytes) {
-      const auto got = transport_.read(ctx_.read_buffer);
-      if (got.status == io_status::would_block) return do_read();
-      if (got.status != io_status::done) return close();
-      lingered_ += got.bytes;
-    }
-    close();
+  void on_linger(const boost::system::error_code& ec, std::size_t n) {
+    lingered_ += n;
+    if (ec || lingered_ > linger_bytes) return close();
+    do_read();
   }
 
   void keep_unsent(std::span<const iovec> parts, std::size_t sent) {

@@ -1,17 +1,17 @@
 #pragma once
-// A connection's byte pipe, below the protocol: read what is there, write gathered bytes, wait
-// for either on the worker's io_context, shut down. Plain TCP here; TLS offers the same
-// interface, so a protocol never knows which one it runs over.
-//
-// Reads and writes are non-blocking calls made when the socket is ready; the waits are Asio's
-// (async_wait), so the io_context stays the worker's only event loop and an idle connection
-// holds no buffer: the bytes are read into the worker's buffer only once they are there.
+// A connection's byte pipe, below the protocol: read what comes, write gathered bytes, wait for
+// the socket to take more, shut down. Plain TCP here; TLS offers the same interface, so a
+// protocol never knows which one it runs over. Every wait is an Asio operation on the worker's
+// io_context, the thread's only event loop.
 
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <cerrno>
+#include <climits>
 #include <cstddef>
 #include <span>
 #include <utility>
@@ -30,37 +30,56 @@ struct io_result {
   std::size_t bytes = 0;
 };
 
+// The socket calls themselves, non-blocking, retried on EINTR.
+[[nodiscard]] inline io_result receive_now(int fd, std::span<char> into) noexcept {
+  ssize_t got;
+  do {
+    got = ::recv(fd, into.data(), into.size(), 0);
+  } while (got < 0 && errno == EINTR);
+  if (got > 0) return {io_status::done, static_cast<std::size_t>(got)};
+  if (got == 0) return {io_status::end};
+  return {errno == EAGAIN || errno == EWOULDBLOCK ? io_status::would_block : io_status::failed};
+}
+
+// One writev of as many parts as one call takes (IOV_MAX).
+[[nodiscard]] inline io_result send_now(int fd, std::span<const iovec> parts) noexcept {
+  const auto count = static_cast<int>(std::min<std::size_t>(parts.size(), IOV_MAX));
+  ssize_t sent;
+  do {
+    sent = ::writev(fd, parts.data(), count);
+  } while (sent < 0 && errno == EINTR);
+  if (sent >= 0) return {io_status::done, static_cast<std::size_t>(sent)};
+  return {errno == EAGAIN || errno == EWOULDBLOCK ? io_status::would_block : io_status::failed};
+}
+
+// Plain TCP. Reads land in the worker's buffer (shared by all its connections), so an idle
+// connection holds no buffer, and a request costs one recv once it is there: the read is an
+// Asio async_read_some whose buffer is decided when the kernel is asked (read_target below).
 class tcp_transport {
  public:
-  explicit tcp_transport(boost::asio::ip::tcp::socket socket) noexcept
-      : socket_(std::move(socket)) {}
+  tcp_transport(std::span<char> shared, boost::asio::ip::tcp::socket socket) noexcept
+      : socket_(std::move(socket)), shared_(shared) {}
+  tcp_transport(tcp_transport&&) = delete;  // read_target and pending handlers point at it
 
-  [[nodiscard]] io_result read(std::span<char> into) noexcept {
-    ssize_t got;
-    do {
-      got = ::recv(socket_.native_handle(), into.data(), into.size(), 0);
-    } while (got < 0 && errno == EINTR);
-    if (got > 0) return {io_status::done, static_cast<std::size_t>(got)};
-    if (got == 0) return {io_status::end};
-    return {errno == EAGAIN || errno == EWOULDBLOCK ? io_status::would_block : io_status::failed};
-  }
-
-  // One writev of as many parts as the kernel takes (at most IOV_MAX per call).
-  [[nodiscard]] io_result write(std::span<const iovec> parts) noexcept {
-    const auto count = static_cast<int>(std::min<std::size_t>(parts.size(), IOV_MAX));
-    ssize_t sent;
-    do {
-      sent = ::writev(socket_.native_handle(), parts.data(), count);
-    } while (sent < 0 && errno == EINTR);
-    if (sent >= 0) return {io_status::done, static_cast<std::size_t>(sent)};
-    return {errno == EAGAIN || errno == EWOULDBLOCK ? io_status::would_block : io_status::failed};
-  }
-
-  // `handler(error_code)` once the socket is readable (or has an error, or was closed).
+  // Reads what comes into the worker's buffer at `offset` (the bytes before it are the
+  // caller's); then `handler(error_code, n)` with the bytes at shared[offset, offset + n).
   template <class Handler>
-  void wait_readable(Handler&& handler) {
-    socket_.async_wait(boost::asio::ip::tcp::socket::wait_read, std::forward<Handler>(handler));
+  void read(std::size_t offset, Handler&& handler) {
+    offset_ = offset;
+    starting_ = true;
+    socket_.async_read_some(read_target(*this), [this, h = std::forward<Handler>(handler)](
+                                                    const boost::system::error_code& ec,
+                                                    std::size_t n) mutable {
+      h(ec, ec ? n : landed(n));
+    });
+    starting_ = false;
   }
+
+  [[nodiscard]] io_result write(std::span<const iovec> parts) noexcept {
+    return send_now(socket_.native_handle(), parts);
+  }
+
+  // `handler(error_code)` once the socket takes more (or has an error, or was closed).
   template <class Handler>
   void wait_writable(Handler&& handler) {
     socket_.async_wait(boost::asio::ip::tcp::socket::wait_write, std::forward<Handler>(handler));
@@ -69,14 +88,57 @@ class tcp_transport {
   // No more bytes from us; what was written still goes out.
   void shutdown_send() noexcept { ::shutdown(socket_.native_handle(), SHUT_WR); }
 
-  // Closes the socket; a pending wait completes with operation_aborted.
+  // Closes the socket; a pending read or wait completes with operation_aborted.
   void close() noexcept {
     boost::system::error_code ignored;
     socket_.close(ignored);
   }
 
  private:
+  // A buffer sequence of one buffer, chosen each time Asio walks it. Asio walks it when the read
+  // starts, and may then try a recv at once (its epoll reactor does whenever the socket had an
+  // edge since it was last found empty); such a read completes later, after other connections
+  // may have read into the shared buffer, so it lands in this connection's own byte. Asio walks
+  // it again each time the socket is reported readable, and that read completes at once, before
+  // any other read of the worker: it may use the shared buffer. (Boost 1.81's epoll reactor:
+  // epoll_reactor::start_op and descriptor_state::perform_io; the tests over real sockets cover
+  // both ways in.) So a request costs one recv, or two when it was there already.
+  class read_target {
+   public:
+    explicit read_target(tcp_transport& t) noexcept : transport_(&t) {}
+    [[nodiscard]] const boost::asio::mutable_buffer* begin() const noexcept {
+      return &transport_->resolve();
+    }
+    [[nodiscard]] const boost::asio::mutable_buffer* end() const noexcept {
+      return &transport_->target_ + 1;
+    }
+
+   private:
+    tcp_transport* transport_;
+  };
+
+  const boost::asio::mutable_buffer& resolve() noexcept {
+    target_ = starting_ ? boost::asio::mutable_buffer(&landing_, 1)
+                        : boost::asio::mutable_buffer(shared_.data() + offset_,
+                                                      shared_.size() - offset_);
+    return target_;
+  }
+
+  // A read that landed in the connection's byte: moved to the shared buffer, with what else
+  // has come since.
+  std::size_t landed(std::size_t n) noexcept {
+    if (target_.data() != &landing_ || n == 0) return n;
+    shared_[offset_] = landing_;
+    const auto more = receive_now(socket_.native_handle(), shared_.subspan(offset_ + 1));
+    return more.status == io_status::done ? 1 + more.bytes : 1;
+  }
+
   boost::asio::ip::tcp::socket socket_;
+  std::span<char> shared_;
+  boost::asio::mutable_buffer target_;
+  std::size_t offset_ = 0;
+  bool starting_ = false;
+  char landing_ = 0;
 };
 
 }  // namespace kawipiko::serve

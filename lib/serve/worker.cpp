@@ -163,8 +163,7 @@ void worker::admit(int fd) {
     return;
   }
   connection_owner& owner = *this;
-  auto c = std::make_unique<connection<tcp_transport>>(tcp_transport(std::move(socket)), context_,
-                                                       owner);
+  auto c = std::make_unique<connection<tcp_transport>>(context_, owner, std::move(socket));
   auto& started = *c;
   connections_.push_back(*c.release());
   started.start();
