@@ -107,6 +107,9 @@ def main():
             servers = [k[2] for k in key_order if k[:2] == (scenario, conns)]
             for ours in (s for s in servers if s.startswith("kawipiko")):
                 for theirs in (s for s in servers if not s.startswith("kawipiko")):
+                    # A baseline kawipiko is compared with the same coding only.
+                    if theirs.startswith("baseline") and theirs[8:] != ours[8:]:
+                        continue
                     mine = {r["round"]: r for r in runs[(scenario, conns, ours)]}
                     ref = {r["round"]: r for r in runs[(scenario, conns, theirs)]}
                     rounds = sorted(set(mine) & set(ref))

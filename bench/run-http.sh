@@ -36,17 +36,22 @@
 # request limit (10,000,000) so that neither closes connections the other keeps.
 # Every process started here is stopped by its PID on exit; all traffic is to 127.0.0.1.
 #
-# Usage: bash bench/run-http.sh [--quick] [--rounds N] [--archiver] [build folder]
+# With --baseline REV, kawipiko as of git revision REV (built in Release from a temporary worktree)
+# serves hello, docs and docs-gz (gzip) too, as "baseline": a change's cost, measured in the same
+# run as nginx (ratios kawipiko/baseline).
+#
+# Usage: bash bench/run-http.sh [--quick] [--rounds N] [--archiver] [--baseline REV] [build folder]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command="bash bench/run-http.sh${*:+ $*}"
-quick=0 rounds= with_archiver=0 build=build/bench
+quick=0 rounds= with_archiver=0 build=build/bench baseline=
 while (($# > 0)); do
   case "$1" in
     --quick) quick=1 ;;
     --rounds) rounds=$2; shift ;;
     --archiver) with_archiver=1 ;;
+    --baseline) baseline=$2; shift ;;
     -h | --help) sed -n '2,/^# Usage/s/^# \{0,1\}//p' "$0"; exit 0 ;;
     -*) echo "run-http.sh: error: unknown option '$1'" >&2; exit 2 ;;
     *) build=$1 ;;
@@ -87,7 +92,10 @@ stop_all() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   pids=()
 }
-trap 'stop_all; rm -rf "$work"' EXIT
+remove_baseline() {
+  if [ -n "$baseline" ] && [ -d "$work/baseline-src" ]; then git worktree remove --force "$work/baseline-src"; fi
+}
+trap 'stop_all; remove_baseline; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
 log() { echo "== $*" >&2; }
@@ -96,6 +104,16 @@ log() { echo "== $*" >&2; }
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# --- the baseline build ---------------------------------------------------------------------
+if [ -n "$baseline" ]; then
+  log "building the baseline $baseline in $work/baseline-src"
+  git worktree add -q --detach "$work/baseline-src" "$baseline"
+  cmake -S "$work/baseline-src" -B "$work/baseline-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DBUILD_TESTING=OFF >/dev/null
+  cmake --build "$work/baseline-build" >/dev/null
+  baseline_kawipiko="$work/baseline-build/app/kawipiko"
+fi
 
 # --- data sets --------------------------------------------------------------------------------
 log "preparing the data sets in $work"
@@ -146,10 +164,11 @@ wait_ready() {
 }
 
 start_kawipiko() { # <name> <archive> [serve options...]
-  local name=$1 archive=$2
+  local name=$1 archive=$2 binary=$kawipiko
   shift 2
+  [[ $name == baseline-* ]] && binary=$baseline_kawipiko
   port[$name]=$(free_port)
-  taskset -c 0 "$kawipiko" serve --archive "$archives/$archive.cdb" --bind "127.0.0.1:${port[$name]}" \
+  taskset -c 0 "$binary" serve --archive "$archives/$archive.cdb" --bind "127.0.0.1:${port[$name]}" \
     --threads 1 --quiet --max-requests-per-connection "$keepalive_requests" "$@" &
   pids+=($!)
   server_pids[$name]=$!
@@ -183,12 +202,18 @@ start_kawipiko kawipiko-docs docs-identity
 start_kawipiko kawipiko-gzip docs-gzip
 start_kawipiko kawipiko-br docs-brotli
 start_kawipiko kawipiko-big big
+if [ -n "$baseline" ]; then
+  start_kawipiko baseline-hello hello
+  start_kawipiko baseline-docs docs-identity
+  start_kawipiko baseline-gzip docs-gzip
+fi
 port[floor]=$(free_port)
 taskset -c 0 "$work/floor" "${port[floor]}" &
 pids+=($!)
 server_pids[floor]=$!
 start_nginx nginx
-for name in kawipiko-hello kawipiko-docs kawipiko-gzip kawipiko-br floor; do
+for name in kawipiko-hello kawipiko-docs kawipiko-gzip kawipiko-br floor \
+  ${baseline:+baseline-hello baseline-docs baseline-gzip}; do
   wait_ready "${port[$name]}" /index.html
 done
 wait_ready "${port[kawipiko-big]}" /blob.bin
@@ -207,6 +232,13 @@ targets=(
   "big|kawipiko|kawipiko-big|/blob.bin||"
   "big|nginx|nginx-big|/blob.bin||"
 )
+if [ -n "$baseline" ]; then
+  targets+=(
+    "hello|baseline|baseline-hello|/index.html||"
+    "docs|baseline|baseline-docs|random||"
+    "docs-gz|baseline-gzip|baseline-gzip|random|gzip|gzip"
+  )
+fi
 scenarios=(hello docs docs-gz big)
 
 # Checks one answer of every target before measuring: status 200, the expected coding and, when
@@ -277,6 +309,7 @@ run_wrk() {
   echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r)"
   echo "# kawipiko $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- lib app 2>/dev/null || echo ' (modified)'), $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(dpkg-query -W -f='${Version}' wrk)"
   echo "# command: $command"
+  [ -n "$baseline" ] && echo "# baseline: kawipiko $(git rev-parse --short "$baseline")"
   echo "# servers on CPU 0, wrk -t1 on CPU 1; docs: $(wc -l <"$work/docs-paths.txt") pages requested at random (seeded)"
 } >"$results/meta.txt"
 
