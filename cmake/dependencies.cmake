@@ -13,7 +13,7 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(BROTLI REQUIRED IMPORTED_TARGET libbrotlienc libbrotlidec)
 
 # SHA-256 for content hashes and ETags: libcrypto is hardware-accelerated and well kept.
-find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+find_package(OpenSSL REQUIRED COMPONENTS Crypto SSL)
 
 if(BUILD_TESTING)
   find_package(Catch2 2.13 REQUIRED)

@@ -70,7 +70,9 @@ class connection final : public connection_base {
   template <class... Args>
   connection(connection_context& ctx, connection_owner& owner, Args&&... args)
       : transport_(ctx.read_buffer, std::forward<Args>(args)...), ctx_(ctx), owner_(owner) {
-    deadline_ = coarse_now() + ctx_.http.opts.limits.idle_timeout;
+    // A handshake must end within the header timeout, counted from accept.
+    const auto& limits = ctx_.http.opts.limits;
+    deadline_ = coarse_now() + (Transport::has_handshake ? limits.header_timeout : limits.idle_timeout);
   }
 
   void start() { do_read(); }
@@ -143,16 +145,13 @@ class connection final : public connection_base {
     do_write(ctx_.out.parts());
   }
 
-  // Sends `parts`; what the socket does not take now is kept (made-up text copied out of the
-  // worker's scratch area, archive bytes by reference) and sent once it is writable.
+  // Sends `parts`; what the transport does not take now is kept (made-up text copied out of the
+  // worker's scratch area, archive bytes by reference) and sent once the socket takes more.
   void do_write(std::span<const iovec> parts) {
-    std::size_t total = 0;
-    for (const auto& p : parts) total += p.iov_len;
     const auto sent = transport_.write(parts);
     if (sent.status == io_status::failed) return close();
-    const std::size_t bytes = sent.status == io_status::done ? sent.bytes : 0;
-    if (bytes == total) return written();
-    keep_unsent(parts, bytes);
+    if (sent.status == io_status::done && sent.bytes == total_size(parts)) return written();
+    keep_unsent(parts, sent.bytes);
     wait_writable();
   }
 
@@ -163,22 +162,27 @@ class connection final : public connection_base {
     transport_.wait_writable([this](const boost::system::error_code& ec) { on_writable(ec); });
   }
 
+  // The socket takes more: the rest of the batch (which may be empty while the transport still
+  // holds bytes of its own, as TLS records do).
   void on_writable(const boost::system::error_code& ec) {
     waiting_ = false;
     if (state_ == state::closed) return owner_.on_done(*this);
     if (ec) return close();
-    std::size_t total = 0;
-    for (const auto& p : pending_) total += p.iov_len;
     const auto sent = transport_.write(pending_);
     if (sent.status == io_status::failed) return close();
-    const std::size_t bytes = sent.status == io_status::done ? sent.bytes : 0;
-    if (bytes == total) {
+    if (sent.status == io_status::done && sent.bytes == total_size(pending_)) {
       pending_.clear();
       pending_text_.clear();
       return written();
     }
-    drop_sent(bytes);
+    drop_sent(sent.bytes);
     wait_writable();  // progress or not, with a fresh write deadline
+  }
+
+  static std::size_t total_size(std::span<const iovec> parts) noexcept {
+    std::size_t total = 0;
+    for (const auto& p : parts) total += p.iov_len;
+    return total;
   }
 
   // The batch is out: what the protocol said comes next.

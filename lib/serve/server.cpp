@@ -130,7 +130,8 @@ workers_list start_workers(const site& s, const options& opts, tcp::endpoint& en
                            std::atomic<std::size_t>& connections) {
   workers_list workers;
   for (unsigned i = 0; i < opts.threads; ++i) {
-    workers.push_back(std::make_unique<worker>(s, opts, endpoint, connections));
+    const listener_spec plain{endpoint, false};
+    workers.push_back(std::make_unique<worker>(s, opts, std::span(&plain, 1), connections));
     if (i == 0) endpoint = workers.front()->local_endpoint();
   }
   return workers;

@@ -52,17 +52,18 @@ struct io_result {
   return {errno == EAGAIN || errno == EWOULDBLOCK ? io_status::would_block : io_status::failed};
 }
 
-// Plain TCP. Reads land in the worker's buffer (shared by all its connections), so an idle
-// connection holds no buffer, and a request costs one recv once it is there: the read is an
-// Asio async_read_some whose buffer is decided when the kernel is asked (read_target below).
-class tcp_transport {
+// A socket of the worker's io_context whose reads land in a buffer the worker shares among its
+// connections, so an idle connection holds no buffer and a read costs one recv once the bytes
+// are there: the read is an Asio async_read_some whose buffer is decided when the kernel is
+// asked (read_target below). The transports are built on it.
+class socket_channel {
  public:
-  tcp_transport(std::span<char> shared, boost::asio::ip::tcp::socket socket) noexcept
+  socket_channel(std::span<char> shared, boost::asio::ip::tcp::socket socket) noexcept
       : socket_(std::move(socket)), shared_(shared) {}
-  tcp_transport(tcp_transport&&) = delete;  // read_target and pending handlers point at it
+  socket_channel(socket_channel&&) = delete;  // read_target and pending handlers point at it
 
-  // Reads what comes into the worker's buffer at `offset` (the bytes before it are the
-  // caller's); then `handler(error_code, n)` with the bytes at shared[offset, offset + n).
+  // Reads what comes into the shared buffer at `offset` (the bytes before it are the caller's);
+  // then `handler(error_code, n)` with the bytes at shared[offset, offset + n).
   template <class Handler>
   void read(std::size_t offset, Handler&& handler) {
     offset_ = offset;
@@ -75,18 +76,15 @@ class tcp_transport {
     starting_ = false;
   }
 
-  [[nodiscard]] io_result write(std::span<const iovec> parts) noexcept {
-    return send_now(socket_.native_handle(), parts);
-  }
-
   // `handler(error_code)` once the socket takes more (or has an error, or was closed).
   template <class Handler>
   void wait_writable(Handler&& handler) {
     socket_.async_wait(boost::asio::ip::tcp::socket::wait_write, std::forward<Handler>(handler));
   }
 
-  // No more bytes from us; what was written still goes out.
-  void shutdown_send() noexcept { ::shutdown(socket_.native_handle(), SHUT_WR); }
+  [[nodiscard]] int fd() noexcept { return socket_.native_handle(); }
+  [[nodiscard]] auto executor() noexcept { return socket_.get_executor(); }
+  [[nodiscard]] std::span<char> shared() const noexcept { return shared_; }
 
   // Closes the socket; a pending read or wait completes with operation_aborted.
   void close() noexcept {
@@ -105,16 +103,16 @@ class tcp_transport {
   // both ways in.) So a request costs one recv, or two when it was there already.
   class read_target {
    public:
-    explicit read_target(tcp_transport& t) noexcept : transport_(&t) {}
+    explicit read_target(socket_channel& c) noexcept : channel_(&c) {}
     [[nodiscard]] const boost::asio::mutable_buffer* begin() const noexcept {
-      return &transport_->resolve();
+      return &channel_->resolve();
     }
     [[nodiscard]] const boost::asio::mutable_buffer* end() const noexcept {
-      return &transport_->target_ + 1;
+      return &channel_->target_ + 1;
     }
 
    private:
-    tcp_transport* transport_;
+    socket_channel* channel_;
   };
 
   const boost::asio::mutable_buffer& resolve() noexcept {
@@ -139,6 +137,38 @@ class tcp_transport {
   std::size_t offset_ = 0;
   bool starting_ = false;
   char landing_ = 0;
+};
+
+// Plain TCP: the channel's reads, one writev per batch.
+class tcp_transport {
+ public:
+  static constexpr bool has_handshake = false;
+
+  tcp_transport(std::span<char> shared, boost::asio::ip::tcp::socket socket) noexcept
+      : channel_(shared, std::move(socket)) {}
+
+  template <class Handler>
+  void read(std::size_t offset, Handler&& handler) {
+    channel_.read(offset, std::forward<Handler>(handler));
+  }
+
+  // Sends what the socket takes now: `done` with the bytes taken, `would_block` with none.
+  [[nodiscard]] io_result write(std::span<const iovec> parts) noexcept {
+    return send_now(channel_.fd(), parts);
+  }
+
+  template <class Handler>
+  void wait_writable(Handler&& handler) {
+    channel_.wait_writable(std::forward<Handler>(handler));
+  }
+
+  // No more bytes from us; what was written still goes out.
+  void shutdown_send() noexcept { ::shutdown(channel_.fd(), SHUT_WR); }
+
+  void close() noexcept { channel_.close(); }
+
+ private:
+  socket_channel channel_;
 };
 
 }  // namespace kawipiko::serve

@@ -38,34 +38,48 @@ coarse_clock::time_point coarse_now() noexcept {
       std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec)));
 }
 
-worker::worker(const site& s, const options& opts, const tcp::endpoint& endpoint,
-               std::atomic<std::size_t>& connections)
+namespace {
+
+// A listening socket for `endpoint`, SO_REUSEPORT so that every worker has its own.
+tcp::acceptor listen_on(net::io_context& io, const tcp::endpoint& endpoint) {
+  const std::string where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  tcp::acceptor acceptor(io);
+  boost::system::error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (ec) base::throw_errno(ec.value(), "cannot open a socket for", where);
+  acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  const int on = 1;
+  if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+    base::throw_errno(errno, "cannot set SO_REUSEPORT on", where);
+  }
+  if (endpoint.address().is_v6()) acceptor.set_option(net::ip::v6_only(true), ec);
+  acceptor.bind(endpoint, ec);
+  if (ec) base::throw_errno(ec.value(), "cannot bind", where);
+  acceptor.listen(4096, ec);
+  if (ec) base::throw_errno(ec.value(), "cannot listen on", where);
+  acceptor.non_blocking(true, ec);
+  if (ec) base::throw_errno(ec.value(), "cannot make non-blocking the socket of", where);
+  return acceptor;
+}
+
+}  // namespace
+
+worker::worker(const site& s, const options& opts, std::span<const listener_spec> listeners,
+               std::atomic<std::size_t>& connections, tls_context_source tls)
     : options_(opts),
       process_connections_(connections),
       max_connections_(opts.limits.connections != 0 ? opts.limits.connections : SIZE_MAX),
-      acceptor_(io_),
-      protocol_(endpoint.protocol()),
+      tls_(std::move(tls)),
       sweep_timer_(io_),
       accept_timer_(io_),
       handler_(s, opts.security_headers),
       read_buffer_(read_buffer_size),
       context_{{handler_, opts}, output_, date_, read_buffer_} {
-  const std::string where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-  boost::system::error_code ec;
-  acceptor_.open(endpoint.protocol(), ec);
-  if (ec) base::throw_errno(ec.value(), "cannot open a socket for", where);
-  acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  const int on = 1;
-  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
-    base::throw_errno(errno, "cannot set SO_REUSEPORT on", where);
+  for (const auto& spec : listeners) {
+    listeners_.push_back(
+        std::make_unique<listener>(
+        listener{listen_on(io_, spec.endpoint), spec.endpoint.protocol(), spec.tls}));
   }
-  if (endpoint.address().is_v6()) acceptor_.set_option(net::ip::v6_only(true), ec);
-  acceptor_.bind(endpoint, ec);
-  if (ec) base::throw_errno(ec.value(), "cannot bind", where);
-  acceptor_.listen(4096, ec);
-  if (ec) base::throw_errno(ec.value(), "cannot listen on", where);
-  acceptor_.non_blocking(true, ec);
-  if (ec) base::throw_errno(ec.value(), "cannot make non-blocking the socket of", where);
 }
 
 worker::~worker() {
@@ -76,12 +90,12 @@ worker::~worker() {
   });
 }
 
-tcp::endpoint worker::local_endpoint() const {
-  return acceptor_.local_endpoint();
+tcp::endpoint worker::local_endpoint(std::size_t index) const {
+  return listeners_.at(index)->acceptor.local_endpoint();
 }
 
 void worker::run() {
-  do_accept();
+  for (auto& l : listeners_) do_accept(*l);
   do_sweep();
   io_.run();
 }
@@ -96,7 +110,7 @@ void worker::begin_drain() {
   context_.http.draining = true;
   drain_deadline_ = coarse_now() + options_.limits.shutdown_grace;
   boost::system::error_code ignored;
-  acceptor_.close(ignored);
+  for (auto& l : listeners_) l->acceptor.close(ignored);
   accept_timer_.cancel();
   on_sweep();  // closes the idle connections now
 }
@@ -104,18 +118,18 @@ void worker::begin_drain() {
 // ---- accepting ----------------------------------------------------------------------------------
 
 // Waits for the listener to be readable, then takes what is waiting (up to accepts_per_round).
-void worker::do_accept() {
-  acceptor_.async_wait(tcp::acceptor::wait_read,
-                       [this](const boost::system::error_code& ec) { on_acceptable(ec); });
+void worker::do_accept(listener& l) {
+  l.acceptor.async_wait(tcp::acceptor::wait_read,
+                        [this, &l](const boost::system::error_code& ec) { on_acceptable(l, ec); });
 }
 
-void worker::on_acceptable(const boost::system::error_code& ec) {
+void worker::on_acceptable(listener& l, const boost::system::error_code& ec) {
   if (ec || draining_) return;  // closed by begin_drain
   for (int i = 0; i < accepts_per_round; ++i) {
     const int fd =
-        ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        ::accept4(l.acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      admit(fd);
+      admit(l, fd);
       continue;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -124,7 +138,7 @@ void worker::on_acceptable(const boost::system::error_code& ec) {
     }
     // The connection failed already (ECONNABORTED, EPROTO...): the next one.
   }
-  do_accept();
+  do_accept(l);
 }
 
 // Out of descriptors or memory: back off a moment instead of spinning on accept. Waiting clients
@@ -141,12 +155,13 @@ void worker::back_off_accepting(int error) {
   }
   accept_timer_.expires_after(accept_back_off);
   accept_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec && !draining_) do_accept();
+    if (ec || draining_) return;
+    for (auto& l : listeners_) do_accept(*l);
   });
 }
 
 // A new connection, within the per-process cap (over it: closed at once).
-void worker::admit(int fd) {
+void worker::admit(const listener& l, int fd) {
   if (process_connections_.fetch_add(1, std::memory_order_relaxed) >= max_connections_) {
     process_connections_.fetch_sub(1, std::memory_order_relaxed);
     ::close(fd);
@@ -156,14 +171,27 @@ void worker::admit(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   boost::system::error_code ec;
   tcp::socket socket(io_);
-  socket.assign(protocol_, fd, ec);
+  socket.assign(l.protocol, fd, ec);
   if (ec) {
     ::close(fd);
     process_connections_.fetch_sub(1, std::memory_order_relaxed);
     return;
   }
+  try {
+    if (l.tls) {
+      start_connection<tls_transport>(std::move(socket), tls_().get(), tls_buffers_);
+    } else {
+      start_connection<tcp_transport>(std::move(socket));
+    }
+  } catch (const std::bad_alloc&) {
+    process_connections_.fetch_sub(1, std::memory_order_relaxed);  // the socket closes itself
+  }
+}
+
+template <class Transport, class... Args>
+void worker::start_connection(Args&&... args) {
   connection_owner& owner = *this;
-  auto c = std::make_unique<connection<tcp_transport>>(context_, owner, std::move(socket));
+  auto c = std::make_unique<connection<Transport>>(context_, owner, std::forward<Args>(args)...);
   auto& started = *c;
   connections_.push_back(*c.release());
   started.start();

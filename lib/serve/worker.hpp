@@ -5,6 +5,8 @@
 // counter. Deadlines are checked by one sweep per worker every 250 ms, not by a timer per
 // connection.
 
+#include <openssl/ssl.h>
+
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,6 +14,9 @@
 #include <boost/intrusive/list.hpp>
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <memory>
+#include <span>
 #include <vector>
 
 #include "serve/connection.hpp"
@@ -20,14 +25,26 @@
 #include "serve/options.hpp"
 #include "serve/output.hpp"
 #include "serve/site.hpp"
+#include "serve/tls_transport.hpp"
 
 namespace kawipiko::serve {
 
+// Where a TLS listener takes the context of each new connection. Certificates are reloaded on
+// SIGHUP: a connection keeps the context it started with (its SSL object holds a reference).
+using tls_context_source = std::function<std::shared_ptr<SSL_CTX>()>;
+
+// One listening socket of a worker: plain HTTP, or TLS.
+struct listener_spec {
+  boost::asio::ip::tcp::endpoint endpoint;
+  bool tls = false;
+};
+
 class worker final : connection_owner {
  public:
-  // Binds (SO_REUSEPORT) and listens on `endpoint`. Throws std::system_error naming the address.
-  worker(const site& s, const options& opts, const boost::asio::ip::tcp::endpoint& endpoint,
-         std::atomic<std::size_t>& connections);
+  // Binds (SO_REUSEPORT) and listens on each endpoint; `tls` gives the TLS listeners their
+  // context (it may be empty when there is none). Throws std::system_error naming the address.
+  worker(const site& s, const options& opts, std::span<const listener_spec> listeners,
+         std::atomic<std::size_t>& connections, tls_context_source tls = {});
   ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -38,7 +55,8 @@ class worker final : connection_owner {
   // the shutdown grace, then return from run().
   void stop();
 
-  [[nodiscard]] boost::asio::ip::tcp::endpoint local_endpoint() const;
+  // Where listener `index` (in the constructor's order) listens: the port, if it was 0.
+  [[nodiscard]] boost::asio::ip::tcp::endpoint local_endpoint(std::size_t index = 0) const;
 
   // Lowers the per-process connection cap (options' --max-connections) to `cap`; call before
   // run(). The server uses it to keep connections within the descriptor limit.
@@ -49,10 +67,18 @@ class worker final : connection_owner {
  private:
   using connection_list = boost::intrusive::list<connection_base>;
 
-  void do_accept();
-  void on_acceptable(const boost::system::error_code& ec);
+  struct listener {
+    boost::asio::ip::tcp::acceptor acceptor;
+    boost::asio::ip::tcp protocol;  // of the connections it accepts
+    bool tls;
+  };
+
+  void do_accept(listener& l);
+  void on_acceptable(listener& l, const boost::system::error_code& ec);
   void back_off_accepting(int error);
-  void admit(int fd);
+  void admit(const listener& l, int fd);
+  template <class Transport, class... Args>
+  void start_connection(Args&&... args);
   void do_sweep();
   void on_sweep();
   void begin_drain();
@@ -64,14 +90,15 @@ class worker final : connection_owner {
   // One thread runs it; only posting (stop()) comes from another, so the reactor's per-socket
   // locking is off and the scheduler's stays on.
   boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  boost::asio::ip::tcp::acceptor acceptor_;
-  boost::asio::ip::tcp protocol_;  // of the listener, and so of every connection
+  std::vector<std::unique_ptr<listener>> listeners_;
+  tls_context_source tls_;
   boost::asio::steady_timer sweep_timer_;
   boost::asio::steady_timer accept_timer_;
   handler handler_;
   output output_;
   date_line date_;
   std::vector<char> read_buffer_;
+  tls_buffers tls_buffers_;
   connection_context context_;
   connection_list connections_;  // owned: deleted when done, or with the worker
   bool draining_ = false;
