@@ -12,7 +12,8 @@ find_package(ZLIB REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(BROTLI REQUIRED IMPORTED_TARGET libbrotlienc libbrotlidec)
 
-# SHA-256 for content hashes and ETags: libcrypto is hardware-accelerated and well kept.
+# SHA-256 for content hashes and ETags (libcrypto: hardware-accelerated and well kept), and TLS
+# (libssl).
 find_package(OpenSSL REQUIRED COMPONENTS Crypto SSL)
 
 if(BUILD_TESTING)

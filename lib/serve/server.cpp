@@ -341,11 +341,60 @@ void check_range(Number value, Number lowest, Number highest, std::string_view f
   }
 }
 
+// The plain listener, the TLS one, or both on two addresses.
+void validate_listeners(const options& opts) {
+  const std::string& tls = opts.tls.bind_tls;
+  if (opts.bind.empty() && tls.empty()) {
+    throw base::invalid_option("--bind or --bind-tls is required");
+  }
+  if (!opts.bind.empty()) (void)parse_bind(opts.bind);
+  if (tls.empty()) return;
+  const auto tls_endpoint = parse_bind(tls, "--bind-tls");
+  if (opts.bind.empty()) {
+    if (opts.tls.https_redirect) throw base::invalid_option("--https-redirect needs --bind");
+    return;
+  }
+  if (tls_endpoint.port() != 0 && parse_bind(opts.bind) == tls_endpoint) {
+    throw base::invalid_option("--bind and --bind-tls must be different addresses");
+  }
+}
+
+// A TLS listener takes its certificate from exactly one source; TLS flags need the listener.
+void validate_tls(const tls_settings& tls) {
+  const std::pair<bool, std::string_view> needs_listener[] = {
+      {!tls.bundle.empty(), "--tls-bundle"},       {!tls.public_pem.empty(), "--tls-public"},
+      {!tls.private_pem.empty(), "--tls-private"}, {tls.self_signed, "--tls-self-signed"},
+      {tls.hsts, "--security-headers-tls"},        {tls.https_redirect, "--https-redirect"},
+  };
+  if (tls.bind_tls.empty()) {
+    for (const auto& [given, flag] : needs_listener) {
+      if (given) throw base::invalid_option(std::string(flag) + " needs --bind-tls");
+    }
+    return;
+  }
+  if (tls.public_pem.empty() != tls.private_pem.empty()) {
+    throw base::invalid_option(tls.public_pem.empty() ? "--tls-private needs --tls-public"
+                                                      : "--tls-public needs --tls-private");
+  }
+  const int sources =
+      int{!tls.bundle.empty()} + int{!tls.public_pem.empty()} + int{tls.self_signed};
+  if (sources == 0) {
+    throw base::invalid_option(
+        "--bind-tls needs a certificate: --tls-bundle, --tls-public with --tls-private, or "
+        "--tls-self-signed");
+  }
+  if (sources > 1) {
+    throw base::invalid_option(
+        "--tls-bundle, --tls-public with --tls-private, and --tls-self-signed exclude each other");
+  }
+}
+
 }  // namespace
 
-tcp::endpoint parse_bind(const std::string& text) {
+tcp::endpoint parse_bind(const std::string& text, std::string_view flag) {
   const auto fail = [&]() -> tcp::endpoint {
-    throw base::invalid_option("invalid --bind '" + text + "' (expected <ip>:<port>)");
+    throw base::invalid_option("invalid " + std::string(flag) + " '" + text +
+                               "' (expected <ip>:<port>)");
   };
   const auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return fail();
@@ -388,7 +437,8 @@ void validate(const options& opts) {
                                  std::to_string(max_timeout.count()) + " seconds");
     }
   }
-  (void)parse_bind(opts.bind);
+  validate_tls(opts.tls);
+  validate_listeners(opts);
 }
 
 int run(const options& opts) {
