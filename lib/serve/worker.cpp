@@ -61,6 +61,8 @@ std::string_view method_name(method m) {
       return "HEAD";
     case method::other:
       return "OTHER";
+    case method::unknown:
+      return "UNKNOWN";
   }
   return "?";
 }
@@ -202,11 +204,8 @@ class session {
             req, last ? connection_end::close : connection_end::as_requested, date, out);
         offset += parsed.consumed;
       } else {
-        const unsigned status = parsed.status == parse_status::too_large  ? 431
-                                : parsed.status == parse_status::has_body ? 413
-                                                                          : 400;
-        info = worker_.handler_.respond_error(status, body_mode::with_body, connection_end::close,
-                                              date, out);
+        info = worker_.handler_.respond_error(refusal_status(parsed.status), body_mode::with_body,
+                                              connection_end::close, date, out);
         offset = input.size();
       }
       if (info.close) closing_ = true;
