@@ -319,6 +319,8 @@ std::string_view status_line(unsigned status) noexcept {
       return "HTTP/1.1 405 Method Not Allowed\r\n";
     case 408:
       return "HTTP/1.1 408 Request Timeout\r\n";
+    case 412:
+      return "HTTP/1.1 412 Precondition Failed\r\n";
     case 413:
       return "HTTP/1.1 413 Content Too Large\r\n";
     case 414:
@@ -331,6 +333,8 @@ std::string_view status_line(unsigned status) noexcept {
       return "HTTP/1.1 501 Not Implemented\r\n";
     case 503:
       return "HTTP/1.1 503 Service Unavailable\r\n";
+    case 505:
+      return "HTTP/1.1 505 HTTP Version Not Supported\r\n";
     default:
       return "HTTP/1.1 500 Internal Server Error\r\n";
   }
@@ -344,12 +348,14 @@ response_info handler::respond(const request& req, connection_end end, std::stri
           .body = req.verb == method::head ? body_mode::head_only : body_mode::with_body,
           .close = end == connection_end::close || !req.keep_alive,
           .says_keep_alive = req.version == 10};
+  if (req.verb == method::unknown) return error(r, 501);
   if (req.verb == method::other) return error(r, 405);
 
   std::size_t path_size = 0;
-  if (http::normalize_target(req.target, path_, path_size) != http::target_error::none) {
+  const auto bad_target = http::normalize_target(req.target, path_, path_size);
+  if (bad_target != http::target_error::none) {
     r.close = true;  // a client that sends such a target is not trusted with the next request
-    return error(r, 400);
+    return error(r, bad_target == http::target_error::too_long ? 414 : 400);
   }
   archive::entry entry;
   const auto found = look_up(site_, {path_.data(), path_size}, entry);
@@ -359,8 +365,11 @@ response_info handler::respond(const request& req, connection_end end, std::stri
   if (entry.status == 308) return redirect(r, req.target, entry.variants[0]);
   const auto& v = entry.variants[pick_variant(req, entry)];
   if (entry.status != 200) return stored_page(r, entry.status, v);
-  // If-None-Match (weak comparison) wins over Range. Without a stored ETag only "*" can match
-  // (the resource exists).
+  // The preconditions in RFC 9110 §13.2.2's order: If-Match (strong comparison), then
+  // If-None-Match (weak), then If-Range. Without a stored ETag only "*" can match (the resource
+  // exists). If-Unmodified-Since (and If-Modified-Since) are deliberately never read: the archive
+  // stores no modification dates, and §13.1.4 says a server without one must ignore the field.
+  if (req.has_if_match && !http::if_match(req.if_match, v.etag)) return error(r, 412);
   if (req.has_if_none_match && http::if_none_match(req.if_none_match, v.etag)) {
     return not_modified(r, v);
   }

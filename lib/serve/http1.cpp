@@ -20,19 +20,10 @@ std::string_view method_name(method m) noexcept {
       return "HEAD";
     case method::other:
       return "OTHER";
+    case method::unknown:
+      return "UNKNOWN";
   }
   return "?";
-}
-
-unsigned refusal_status(parse_status status) noexcept {
-  switch (status) {
-    case parse_status::too_large:
-      return 431;
-    case parse_status::has_body:
-      return 413;
-    default:
-      return 400;
-  }
 }
 
 // --debug: one line per answered request on stderr.
