@@ -42,8 +42,8 @@ struct connection_context {
 
 // What the worker knows of every connection, whatever its transport: its place in the worker's
 // list, the sweep's check, and whether it can be deleted.
-class connection_base
-    : public boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> {
+class connection_base : public boost::intrusive::list_base_hook<
+                            boost::intrusive::link_mode<boost::intrusive::safe_link>> {
  public:
   virtual ~connection_base() = default;
   // From the worker's sweep: a passed deadline, or draining while idle, closes the connection.
@@ -72,7 +72,8 @@ class connection final : public connection_base {
       : transport_(ctx.read_buffer, std::forward<Args>(args)...), ctx_(ctx), owner_(owner) {
     // A handshake must end within the header timeout, counted from accept.
     const auto& limits = ctx_.http.opts.limits;
-    deadline_ = coarse_now() + (Transport::has_handshake ? limits.header_timeout : limits.idle_timeout);
+    deadline_ =
+        coarse_now() + (Transport::has_handshake ? limits.header_timeout : limits.idle_timeout);
   }
 
   void start() { do_read(); }
@@ -112,8 +113,8 @@ class connection final : public connection_base {
   // request; nothing is held meanwhile.
   void do_read() {
     waiting_ = true;
-    transport_.read(protocol_.kept().size(), [this](const boost::system::error_code& ec,
-                                                    std::size_t n) { on_read(ec, n); });
+    transport_.read(protocol_.kept().size(),
+                    [this](const boost::system::error_code& ec, std::size_t n) { on_read(ec, n); });
   }
 
   void on_read(const boost::system::error_code& ec, std::size_t n) {

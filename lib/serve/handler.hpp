@@ -33,6 +33,7 @@ struct request {
   std::string_view target;
   unsigned version = 11;   // 10 or 11 (a later 1.x is answered as 11)
   bool keep_alive = true;  // as the request asked (version and Connection)
+  std::string_view host;   // the Host field (HTTP/1.1 has exactly one; 1.0 may have none)
   bool has_accept_encoding = false;
   std::string_view accept_encoding;
   bool has_if_match = false;  // the first If-Match field
@@ -62,10 +63,19 @@ struct response_info {
   bool corrupt = false;  // a corrupt archive record was met (500): worth a log line
 };
 
+// How the answers of one listener look, besides the archive's own header blocks.
+struct answer_settings {
+  bool security_headers = true;  // X-Content-Type-Options, Referrer-Policy, X-Frame-Options
+  bool hsts = false;             // Strict-Transport-Security (over TLS, --security-headers-tls)
+  // Non-zero: every request is answered with a 308 to the same target on https at this port
+  // (the plain listener with --https-redirect).
+  unsigned https_port = 0;
+};
+
 class handler {
  public:
-  handler(const site& s, bool security_headers) noexcept
-      : site_(s), security_headers_(security_headers) {}
+  handler(const site& s, const answer_settings& settings) noexcept
+      : site_(s), settings_(settings) {}
 
   // Appends the response to `req` to `out` (which must have room for one response). `date` is
   // the Date line.
@@ -79,7 +89,7 @@ class handler {
 
  private:
   const site& site_;
-  bool security_headers_;
+  answer_settings settings_;
   std::array<char, 8192> path_{};
 };
 

@@ -80,7 +80,7 @@ std::size_t http1_protocol::answer_one(std::string_view input, std::string_view 
     ++requests_;
     const bool last = requests_ >= limits.requests_per_connection || ctx.draining;
     info = ctx.answers.respond(req, last ? connection_end::close : connection_end::as_requested,
-                              date, out);
+                               date, out);
     used = parsed.consumed;
   } else {
     // A refusal ends the connection: what follows the bad bytes cannot be trusted.

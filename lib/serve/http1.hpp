@@ -26,9 +26,9 @@ class http1_protocol {
  public:
   // What the connection does once the batch is written.
   enum class next {
-    read,      // wait for more input
-    answer,    // the batch was full: answer the kept input (kept()) before reading more
-    close,     // shut down after the batch (Connection: close, an error, the peer is done)
+    read,    // wait for more input
+    answer,  // the batch was full: answer the kept input (kept()) before reading more
+    close,   // shut down after the batch (Connection: close, an error, the peer is done)
   };
 
   // Bytes of an unfinished request (or, after next::answer, of requests not answered yet), to

@@ -18,7 +18,7 @@ struct limits {
   // descriptor limit allows (its hard limit, which the server raises itself to, minus what the
   // process has open and a few spare).
   std::size_t connections = 0;
-  bool timeouts = true;                              // --timeout-disable
+  bool timeouts = true;  // --timeout-disable
 };
 
 // TLS: its listener, where its certificate comes from (exactly one source), and what it changes

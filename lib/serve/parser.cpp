@@ -75,6 +75,7 @@ class header_parser final : public bhttp::basic_parser<true> {
     switch (name) {
       case bhttp::field::host:
         ++hosts_;
+        req_.host = text;
         break;
       case bhttp::field::transfer_encoding:
         return stop(refusal::bad_framing, ec);

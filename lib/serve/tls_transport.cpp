@@ -50,9 +50,7 @@ struct tls_bio {
     return 1;
   }
 
-  static long control(BIO*, int command, long, void*) {
-    return command == BIO_CTRL_FLUSH ? 1 : 0;
-  }
+  static long control(BIO*, int command, long, void*) { return command == BIO_CTRL_FLUSH ? 1 : 0; }
 };
 
 namespace {

@@ -55,8 +55,8 @@ class tls_transport {
       });
       return;
     }
-    channel_.read(0, [this, h = std::forward<Handler>(handler)](
-                         const boost::system::error_code& ec, std::size_t n) mutable {
+    channel_.read(0, [this, h = std::forward<Handler>(handler)](const boost::system::error_code& ec,
+                                                                std::size_t n) mutable {
       if (ec) return h(ec, std::size_t{0});
       take_records(n);
       deliver(decrypt(), std::move(h));

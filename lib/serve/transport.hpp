@@ -68,11 +68,11 @@ class socket_channel {
   void read(std::size_t offset, Handler&& handler) {
     offset_ = offset;
     starting_ = true;
-    socket_.async_read_some(read_target(*this), [this, h = std::forward<Handler>(handler)](
-                                                    const boost::system::error_code& ec,
-                                                    std::size_t n) mutable {
-      h(ec, ec ? n : landed(n));
-    });
+    socket_.async_read_some(read_target(*this),
+                            [this, h = std::forward<Handler>(handler)](
+                                const boost::system::error_code& ec, std::size_t n) mutable {
+                              h(ec, ec ? n : landed(n));
+                            });
     starting_ = false;
   }
 
@@ -116,9 +116,9 @@ class socket_channel {
   };
 
   const boost::asio::mutable_buffer& resolve() noexcept {
-    target_ = starting_ ? boost::asio::mutable_buffer(&landing_, 1)
-                        : boost::asio::mutable_buffer(shared_.data() + offset_,
-                                                      shared_.size() - offset_);
+    target_ = starting_
+                  ? boost::asio::mutable_buffer(&landing_, 1)
+                  : boost::asio::mutable_buffer(shared_.data() + offset_, shared_.size() - offset_);
     return target_;
   }
 

@@ -72,13 +72,10 @@ worker::worker(const site& s, const options& opts, std::span<const listener_spec
       tls_(std::move(tls)),
       sweep_timer_(io_),
       accept_timer_(io_),
-      handler_(s, opts.security_headers),
-      read_buffer_(read_buffer_size),
-      context_{{handler_, opts}, output_, date_, read_buffer_} {
+      read_buffer_(read_buffer_size) {
   for (const auto& spec : listeners) {
-    listeners_.push_back(
-        std::make_unique<listener>(
-        listener{listen_on(io_, spec.endpoint), spec.endpoint.protocol(), spec.tls}));
+    listeners_.push_back(std::make_unique<listener>(listen_on(io_, spec.endpoint), spec, s, opts,
+                                                    output_, date_, read_buffer_));
   }
 }
 
@@ -107,7 +104,7 @@ void worker::stop() {
 void worker::begin_drain() {
   if (draining_) return;
   draining_ = true;
-  context_.http.draining = true;
+  for (auto& l : listeners_) l->context.http.draining = true;
   drain_deadline_ = coarse_now() + options_.limits.shutdown_grace;
   boost::system::error_code ignored;
   for (auto& l : listeners_) l->acceptor.close(ignored);
@@ -161,7 +158,7 @@ void worker::back_off_accepting(int error) {
 }
 
 // A new connection, within the per-process cap (over it: closed at once).
-void worker::admit(const listener& l, int fd) {
+void worker::admit(listener& l, int fd) {
   if (process_connections_.fetch_add(1, std::memory_order_relaxed) >= max_connections_) {
     process_connections_.fetch_sub(1, std::memory_order_relaxed);
     ::close(fd);
@@ -179,9 +176,9 @@ void worker::admit(const listener& l, int fd) {
   }
   try {
     if (l.tls) {
-      start_connection<tls_transport>(std::move(socket), tls_().get(), tls_buffers_);
+      start_connection<tls_transport>(l.context, std::move(socket), tls_().get(), tls_buffers_);
     } else {
-      start_connection<tcp_transport>(std::move(socket));
+      start_connection<tcp_transport>(l.context, std::move(socket));
     }
   } catch (const std::bad_alloc&) {
     process_connections_.fetch_sub(1, std::memory_order_relaxed);  // the socket closes itself
@@ -189,9 +186,9 @@ void worker::admit(const listener& l, int fd) {
 }
 
 template <class Transport, class... Args>
-void worker::start_connection(Args&&... args) {
+void worker::start_connection(connection_context& context, Args&&... args) {
   connection_owner& owner = *this;
-  auto c = std::make_unique<connection<Transport>>(context_, owner, std::forward<Args>(args)...);
+  auto c = std::make_unique<connection<Transport>>(context, owner, std::forward<Args>(args)...);
   auto& started = *c;
   connections_.push_back(*c.release());
   started.start();

@@ -33,10 +33,11 @@ namespace kawipiko::serve {
 // SIGHUP: a connection keeps the context it started with (its SSL object holds a reference).
 using tls_context_source = std::function<std::shared_ptr<SSL_CTX>()>;
 
-// One listening socket of a worker: plain HTTP, or TLS.
+// One listening socket of a worker: plain HTTP or TLS, and how its answers look.
 struct listener_spec {
   boost::asio::ip::tcp::endpoint endpoint;
   bool tls = false;
+  answer_settings answers;
 };
 
 class worker final : connection_owner {
@@ -68,17 +69,27 @@ class worker final : connection_owner {
   using connection_list = boost::intrusive::list<connection_base>;
 
   struct listener {
+    listener(boost::asio::ip::tcp::acceptor socket, const listener_spec& spec, const site& s,
+             const options& opts, output& out, date_line& date, std::span<char> buffer)
+        : acceptor(std::move(socket)),
+          protocol(spec.endpoint.protocol()),
+          tls(spec.tls),
+          answers(s, spec.answers),
+          context{{answers, opts}, out, date, buffer} {}
+
     boost::asio::ip::tcp::acceptor acceptor;
     boost::asio::ip::tcp protocol;  // of the connections it accepts
     bool tls;
+    handler answers;
+    connection_context context;  // what its connections are lent
   };
 
   void do_accept(listener& l);
   void on_acceptable(listener& l, const boost::system::error_code& ec);
   void back_off_accepting(int error);
-  void admit(const listener& l, int fd);
+  void admit(listener& l, int fd);
   template <class Transport, class... Args>
-  void start_connection(Args&&... args);
+  void start_connection(connection_context& context, Args&&... args);
   void do_sweep();
   void on_sweep();
   void begin_drain();
@@ -94,12 +105,10 @@ class worker final : connection_owner {
   tls_context_source tls_;
   boost::asio::steady_timer sweep_timer_;
   boost::asio::steady_timer accept_timer_;
-  handler handler_;
   output output_;
   date_line date_;
   std::vector<char> read_buffer_;
   tls_buffers tls_buffers_;
-  connection_context context_;
   connection_list connections_;  // owned: deleted when done, or with the worker
   bool draining_ = false;
   coarse_clock::time_point drain_deadline_{};

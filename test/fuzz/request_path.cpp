@@ -85,7 +85,7 @@ serve::parse_result parse(std::string_view rest, std::size_t header_limit, serve
 // appends one `answer` per response.
 std::string converse(const serve::site& site, bool security_headers, std::string_view input,
                      std::vector<answer>& answers) {
-  serve::handler handler(site, security_headers);
+  serve::handler handler(site, serve::answer_settings{.security_headers = security_headers});
   const serve::limits limits;
   serve::output& out = *batch;
   std::string wire;

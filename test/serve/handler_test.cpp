@@ -135,7 +135,8 @@ answer finish(const serve::response_info& info, const serve::output& out, bool h
 
 answer respond(const serve::request& req, bool closing = false, bool security = true,
                const serve::site* from = nullptr) {
-  serve::handler handler(from != nullptr ? *from : *shared().site, security);
+  serve::handler handler(from != nullptr ? *from : *shared().site,
+                         serve::answer_settings{.security_headers = security});
   auto out = std::make_unique<serve::output>();
   const auto end = closing ? serve::connection_end::close : serve::connection_end::as_requested;
   const auto info = handler.respond(req, end, test_date(), *out);
@@ -845,7 +846,7 @@ TEST_CASE("refusals are short text answers that say whether the connection close
     INFO(status);
     for (const bool closing : {false, true}) {
       for (const bool is_head : {false, true}) {
-        serve::handler handler(site, true);
+        serve::handler handler(site, serve::answer_settings{});
         auto out = std::make_unique<serve::output>();
         const auto info = handler.respond_error(
             status, is_head ? serve::body_mode::head_only : serve::body_mode::with_body,
@@ -889,7 +890,7 @@ TEST_CASE("a corrupt record gives 500 for its path while the others are served",
 }
 
 TEST_CASE("responses appended to one batch stay whole and in order", "[serve][handler]") {
-  serve::handler handler(*shared().site, true);
+  serve::handler handler(*shared().site, serve::answer_settings{});
   auto out = std::make_unique<serve::output>();
   std::vector<std::string> expected;
   std::size_t n = 0;

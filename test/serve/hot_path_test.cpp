@@ -83,7 +83,7 @@ TEST_CASE("parsing and answering requests allocates nothing", "[serve][hot]") {
     opts.archive = build.archive;
     opts.index_paths = indexed;
     const serve::site site(opts);
-    serve::handler handler(site, true);
+    serve::handler handler(site, serve::answer_settings{});
     auto out_batch = std::make_unique<serve::output>();
     const std::vector<std::string> requests = {
         "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip, br\r\n\r\n",

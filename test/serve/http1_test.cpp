@@ -45,7 +45,7 @@ fixture& shared() {
 // One connection's protocol over memory: bytes in, the batch's bytes out.
 struct conversation {
   serve::options opts;
-  serve::handler answers{*shared().site, false};
+  serve::handler answers{*shared().site, {.security_headers = false}};
   serve::http1_context ctx{answers, opts};
   serve::http1_protocol protocol;
   std::unique_ptr<serve::output> out = std::make_unique<serve::output>();
