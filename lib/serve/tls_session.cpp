@@ -1,4 +1,4 @@
-#include "serve/tls_transport.hpp"
+#include "serve/tls_session.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -9,10 +9,10 @@
 
 namespace kawipiko::serve {
 
-// The BIO between OpenSSL and a tls_transport: reads take the records the transport was given,
-// writes go to the worker's cipher_out buffer (or, once the socket stalls, to the connection's
-// unsent bytes). Writes never fail and never ask to retry, so SSL_write always takes all it is
-// given; the transport bounds how much it encrypts ahead of the socket.
+// The BIO between OpenSSL and a tls_session: reads take the records the session was given, writes
+// go to the worker's cipher_out buffer (or, once the sender stalls, to the connection's unsent
+// bytes). Writes never fail and never ask to retry, so SSL_write always takes all it is given;
+// the session bounds how much it encrypts ahead of the sender.
 struct tls_bio {
   static BIO_METHOD* method() {
     static BIO_METHOD* const made = [] {
@@ -30,7 +30,7 @@ struct tls_bio {
     return made;
   }
 
-  static tls_transport& owner(BIO* b) { return *static_cast<tls_transport*>(BIO_get_data(b)); }
+  static tls_session& owner(BIO* b) { return *static_cast<tls_session*>(BIO_get_data(b)); }
 
   static int write(BIO* b, const char* data, std::size_t size, std::size_t* written) {
     owner(b).bio_write(data, size);
@@ -60,9 +60,8 @@ constexpr std::size_t record_payload = 16 * 1024;
 
 }  // namespace
 
-tls_transport::tls_transport(std::span<char> plain, boost::asio::ip::tcp::socket socket,
-                             SSL_CTX* context, tls_buffers& buffers)
-    : channel_(buffers.cipher_in, std::move(socket)), plain_(plain), buffers_(buffers) {
+tls_session::tls_session(SSL_CTX* context, tls_buffers& buffers, record_sender& sender)
+    : buffers_(buffers), sender_(sender) {
   ssl_ = SSL_new(context);
   BIO* bio = ssl_ != nullptr ? BIO_new(tls_bio::method()) : nullptr;
   if (bio == nullptr) {
@@ -74,25 +73,23 @@ tls_transport::tls_transport(std::span<char> plain, boost::asio::ip::tcp::socket
   SSL_set_accept_state(ssl_);
 }
 
-tls_transport::~tls_transport() {
+tls_session::~tls_session() {
   SSL_free(ssl_);
 }
 
-std::string_view tls_transport::alpn() const noexcept {
+std::string_view tls_session::alpn() const noexcept {
   const unsigned char* name = nullptr;
   unsigned length = 0;
   SSL_get0_alpn_selected(ssl_, &name, &length);
   return {reinterpret_cast<const char*>(name), length};
 }
 
-bool tls_transport::has_buffered_input() const noexcept {
+bool tls_session::has_buffered_input() const noexcept {
   return SSL_pending(ssl_) > 0 || (!input_.empty() && !starved_);
 }
 
-// `n` new bytes of records at the start of cipher_in, after what an earlier read left unread.
-void tls_transport::take_records(std::size_t n) noexcept {
+void tls_session::take_records(std::string_view fresh) noexcept {
   starved_ = false;
-  const std::string_view fresh(buffers_.cipher_in.data(), n);
   if (unread_.empty()) {
     input_ = fresh;
   } else {
@@ -101,15 +98,15 @@ void tls_transport::take_records(std::size_t n) noexcept {
   }
 }
 
-int tls_transport::bio_read(char* into, int size) noexcept {
+int tls_session::bio_read(char* into, int size) noexcept {
   const auto n = std::min(input_.size(), static_cast<std::size_t>(size));
   std::memcpy(into, input_.data(), n);
   input_.remove_prefix(n);
   return static_cast<int>(n);
 }
 
-// What OpenSSL has not read stays for the next read: cipher_in is the worker's.
-void tls_transport::keep_unread() noexcept {
+// What OpenSSL has not read stays for the next read: the records taken are the caller's.
+void tls_session::keep_unread() noexcept {
   if (input_.empty()) {
     unread_.clear();
   } else if (input_.data() >= unread_.data() && input_.data() < unread_.data() + unread_.size()) {
@@ -120,8 +117,7 @@ void tls_transport::keep_unread() noexcept {
   input_ = unread_;
 }
 
-// The handshake while it lasts, then application data into plain[offset, …).
-tls_transport::step tls_transport::decrypt() noexcept {
+tls_session::step tls_session::decrypt(std::span<char> into) noexcept {
   const auto result = [this](int rc) -> step {
     switch (SSL_get_error(ssl_, rc)) {
       case SSL_ERROR_WANT_READ:
@@ -140,8 +136,7 @@ tls_transport::step tls_transport::decrypt() noexcept {
   }
   if (SSL_is_init_finished(ssl_)) {
     std::size_t got = 0;
-    const auto room = plain_.subspan(offset_);
-    const int rc = SSL_read_ex(ssl_, room.data(), room.size(), &got);
+    const int rc = SSL_read_ex(ssl_, into.data(), into.size(), &got);
     s = rc == 1 ? step{outcome::data, got} : result(rc);
   }
   keep_unread();
@@ -151,7 +146,7 @@ tls_transport::step tls_transport::decrypt() noexcept {
   return s;
 }
 
-void tls_transport::bio_write(const char* data, std::size_t size) noexcept {
+void tls_session::bio_write(const char* data, std::size_t size) noexcept {
   if (!unsent_.empty()) {
     unsent_.append(data, size);
     return;
@@ -172,21 +167,19 @@ void tls_transport::bio_write(const char* data, std::size_t size) noexcept {
   }
 }
 
-// Sends the records in cipher_out, after those kept from before; keeps what the socket does not
-// take. False if the socket failed.
-bool tls_transport::flush() noexcept {
+// Sends the records in cipher_out, after those kept from before; keeps what the sender does not
+// take. False if the sender failed.
+bool tls_session::flush() noexcept {
   if (!unsent_.empty()) {
     unsent_.append(buffers_.cipher_out.data(), buffers_.out_used);
     buffers_.out_used = 0;
-    const iovec part{unsent_.data(), unsent_.size()};
-    const auto sent = send_now(channel_.fd(), {&part, 1});
+    const auto sent = send(unsent_.data(), unsent_.size());
     if (sent.status == io_status::failed) return false;
     unsent_.erase(0, sent.status == io_status::done ? sent.bytes : 0);
     return true;
   }
   if (buffers_.out_used == 0) return true;
-  const iovec part{buffers_.cipher_out.data(), buffers_.out_used};
-  const auto sent = send_now(channel_.fd(), {&part, 1});
+  const auto sent = send(buffers_.cipher_out.data(), buffers_.out_used);
   const std::size_t bytes = sent.status == io_status::done ? sent.bytes : 0;
   if (sent.status != io_status::failed && bytes < buffers_.out_used) {
     unsent_.assign(buffers_.cipher_out.data() + bytes, buffers_.out_used - bytes);
@@ -195,12 +188,17 @@ bool tls_transport::flush() noexcept {
   return sent.status != io_status::failed;
 }
 
-bool tls_transport::encrypt(const char* data, std::size_t size) noexcept {
+io_result tls_session::send(const char* data, std::size_t size) noexcept {
+  const iovec part{const_cast<char*>(data), size};
+  return sender_.send({&part, 1});
+}
+
+bool tls_session::encrypt(const char* data, std::size_t size) noexcept {
   std::size_t written = 0;
   return SSL_write_ex(ssl_, data, size, &written) == 1;
 }
 
-io_result tls_transport::write(std::span<const iovec> parts) noexcept {
+io_result tls_session::write(std::span<const iovec> parts) noexcept {
   if (!flush()) return {io_status::failed};
   if (!unsent_.empty()) return {io_status::would_block, 0};
   // Pieces are gathered into staging up to a full record; a piece that starts a record and
@@ -240,12 +238,10 @@ io_result tls_transport::write(std::span<const iovec> parts) noexcept {
   return {unsent_.empty() ? io_status::done : io_status::would_block, taken};
 }
 
-void tls_transport::shutdown_send() noexcept {
-  if (SSL_is_init_finished(ssl_)) {
-    SSL_shutdown(ssl_);
-    (void)flush();
-  }
-  ::shutdown(channel_.fd(), SHUT_WR);
+void tls_session::shutdown() noexcept {
+  if (!SSL_is_init_finished(ssl_)) return;
+  SSL_shutdown(ssl_);
+  (void)flush();
 }
 
 }  // namespace kawipiko::serve
