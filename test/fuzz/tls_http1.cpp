@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -212,6 +213,12 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   SSL_CTX_set_verify(client_context, SSL_VERIFY_NONE, nullptr);
   buffers = std::make_unique<serve::tls_buffers>();
   batch = std::make_unique<serve::output>();
+  // Before OpenSSL's own clean-up at exit (registered earlier, so run later), which would leave
+  // the contexts' ex_data unfreeable.
+  std::atexit([] {
+    server_tls.reset();
+    SSL_CTX_free(client_context);
+  });
   return 0;
 }
 
