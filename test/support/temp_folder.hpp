@@ -1,6 +1,7 @@
 #pragma once
 // Test support: a fresh folder under the system temp folder, removed with everything in it when
-// the object goes away; helpers to write files into it and to run commands.
+// the object goes away; helpers to write files into it and to run commands (also as an
+// unprivileged user).
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -101,6 +102,18 @@ inline command_result run(const std::string& command, const fs::path& scratch) {
   command_result result{-1, read_file(out), read_file(err)};
   if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   return result;
+}
+
+// `command` for /bin/sh, run as a user that file permissions apply to: as root (the tests run as
+// root in CI), through util-linux's setpriv as nobody (uid and gid 65534, no supplementary
+// groups); otherwise as it is, since the caller is unprivileged already. Throws
+// std::runtime_error when root and setpriv is missing, so that no test silently runs as root.
+inline std::string unprivileged(const std::string& command) {
+  if (::geteuid() != 0) return command;
+  if (::access("/usr/bin/setpriv", X_OK) != 0) {
+    throw std::runtime_error("setpriv (util-linux) is missing: cannot drop root");
+  }
+  return "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups " + command;
 }
 
 // `path` in single quotes for /bin/sh (test paths hold no quote of their own).
