@@ -87,6 +87,14 @@ inline std::string compressible_text(std::size_t size, unsigned seed = 1) {
   return text;
 }
 
+// `size` seeded random bytes: content no codec can shrink (stored identity only).
+inline std::string random_bytes(std::size_t size, unsigned seed) {
+  std::mt19937 random(seed);
+  std::string bytes(size, '\0');
+  for (auto& b : bytes) b = static_cast<char>(random() & 0xff);
+  return bytes;
+}
+
 struct command_result {
   int exit_code;
   std::string out;
