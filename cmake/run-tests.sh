@@ -23,8 +23,11 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
 
 # Everything is built, so that warnings as errors also hold for an optimized unsanitized build.
+# Release at -O2 rather than CMake's -O3: at -O3 GCC 12 reports a false -Wrestrict inside
+# libstdc++ for `"text" + std::string&&` (an overlap of 2^63 bytes), which -O2 does not.
 cmake -S . -B "$release" -G Ninja \
   -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
   -DKAWIPIKO_WARNINGS_AS_ERRORS=ON \
   -DKAWIPIKO_SANITIZE= \
   -DBUILD_TESTING=ON
