@@ -17,35 +17,24 @@
 #include <thread>
 #include <vector>
 
+#include "support/served_site.hpp"
 #include "support/server_process.hpp"
+#include "support/skip.hpp"
 #include "support/temp_folder.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using kawipiko::test::archive_sources;
 using kawipiko::test::client;
 using kawipiko::test::read_file;
 using kawipiko::test::run;
+using kawipiko::test::serve_args;
 using kawipiko::test::server_process;
+using kawipiko::test::site;
 using kawipiko::test::temp_folder;
 
 namespace {
 
 const std::string binary = KAWIPIKO_BINARY;
-
-struct small_site {
-  temp_folder folder;
-  fs::path archive;
-  small_site() {
-    folder.write("src/index.html", "<!DOCTYPE html><title>home</title>");
-    archive = archive_sources(binary, folder);
-  }
-  [[nodiscard]] std::vector<std::string> args(std::vector<std::string> extra = {}) const {
-    std::vector<std::string> all{"serve", "--archive", archive.string(), "--bind", "127.0.0.1:0"};
-    all.insert(all.end(), extra.begin(), extra.end());
-    return all;
-  }
-};
 
 // The PIDs of `parent`'s children, from /proc (threads' children included).
 std::vector<pid_t> children_of(pid_t parent) {
@@ -87,8 +76,8 @@ unsigned get_status(unsigned short port) {
 
 TEST_CASE("a worker process that dies is reported and replaced, and the server goes on",
           "[e2e][serve][net][processes]") {
-  small_site s;
-  server_process server(binary, s.args({"--processes", "2"}));
+  site s;
+  server_process server(binary, serve_args(s.archive, {"--processes", "2"}));
   const auto first = wait_children(server.pid(), 2);
   ::kill(first[0], SIGKILL);
   CHECK(waits_for(server, "worker process " + std::to_string(first[0]) + " died (signal 9)"));
@@ -101,8 +90,8 @@ TEST_CASE("a worker process that dies is reported and replaced, and the server g
 
 TEST_CASE("a worker process that keeps dying stops the server with exit 1",
           "[e2e][serve][net][processes]") {
-  small_site s;
-  server_process supervised(binary, s.args({"--processes", "2"}));
+  site s;
+  server_process supervised(binary, serve_args(s.archive, {"--processes", "2"}));
   // Kill the same slot again and again; the other worker process lives on.
   std::vector<pid_t> seen{wait_children(supervised.pid(), 2)[1]};
   for (int death = 0; death < 6; ++death) {
@@ -119,13 +108,14 @@ TEST_CASE("a worker process that keeps dying stops the server with exit 1",
   CHECK(supervised.errors().find("a worker process keeps dying; stopping") != std::string::npos);
 }
 
-TEST_CASE("a CPU profile (--profile-cpu) is written in pprof format at exit", "[e2e][serve][net][profile]") {
+TEST_CASE("a CPU profile (--profile-cpu) is written in pprof format at exit",
+          "[e2e][serve][net][profile]") {
   if (::system("ls /usr/lib/*/libprofiler.so.0 >/dev/null 2>&1") != 0) {
     FAIL("libprofiler.so.0 is missing: install libgoogle-perftools4 (cmake/install-deps.sh does)");
   }
-  small_site s;
+  site s;
   const auto profile = s.folder / "cpu.prof";
-  server_process server(binary, s.args({"--profile-cpu", profile.string()}));
+  server_process server(binary, serve_args(s.archive, {"--profile-cpu", profile.string()}));
   for (int i = 0; i < 200; ++i) REQUIRE(get_status(server.port()) == 200u);
   CHECK(server.stop() == 0);
   REQUIRE(fs::exists(profile));
@@ -139,13 +129,14 @@ TEST_CASE("a CPU profile (--profile-cpu) is written in pprof format at exit", "[
   CHECK(words[2] == 0);
 }
 
-TEST_CASE("a heap profile (--profile-mem) is written at exit", "[e2e][serve][net][profile]") {
+TEST_CASE("a heap profile (--profile-mem) is written at exit",
+          "[e2e][serve][net][profile][unsanitized]") {
 #if defined(KAWIPIKO_SANITIZED)
-  WARN("a sanitized build cannot preload tcmalloc: covered by unsanitized builds only");
+  KAWIPIKO_SKIP("a sanitized binary cannot preload tcmalloc; the unsanitized leg runs this");
 #else
-  small_site s;
+  site s;
   const auto profile = s.folder / "heap";
-  server_process server(binary, s.args({"--profile-mem", profile.string()}));
+  server_process server(binary, serve_args(s.archive, {"--profile-mem", profile.string()}));
   for (int i = 0; i < 50; ++i) REQUIRE(get_status(server.port()) == 200u);
   CHECK(server.stop() == 0);
   const auto dump = fs::path(profile.string() + ".0001.heap");
@@ -155,7 +146,7 @@ TEST_CASE("a heap profile (--profile-mem) is written at exit", "[e2e][serve][net
 }
 
 TEST_CASE("profiles with several processes are a usage error", "[e2e][serve][errors]") {
-  small_site s;
+  site s;
   const auto result = run(
       binary + " serve --archive '" + s.archive.string() + "' --processes 2 --profile-cpu x.prof",
       s.folder.path());

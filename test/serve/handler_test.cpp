@@ -14,6 +14,7 @@
 #include "serve/output.hpp"
 #include "serve/parser.hpp"
 #include "serve/site.hpp"
+#include "support/served_site.hpp"
 #include "support/server_process.hpp"
 #include "support/temp_folder.hpp"
 
@@ -24,17 +25,11 @@ using kawipiko::test::compressible_text;
 using kawipiko::test::http_response;
 using kawipiko::test::parse_byteranges;
 using kawipiko::test::parse_response;
+using kawipiko::test::random_bytes;
 using kawipiko::test::read_file;
 using kawipiko::test::temp_folder;
 
 namespace {
-
-std::string random_bytes(std::size_t size, unsigned seed) {
-  std::mt19937 random(seed);
-  std::string bytes(size, '\0');
-  for (auto& b : bytes) b = static_cast<char>(random() & 0xff);
-  return bytes;
-}
 
 const std::string page = compressible_text(20000);  // index.html: identity, gzip and br
 const std::string data = random_bytes(1000, 7);     // data.bin: incompressible, identity only
@@ -47,14 +42,7 @@ struct fixture {
   std::unique_ptr<serve::site> corrupt;  // the same archive with /hello.txt's entry damaged
 
   fixture() {
-    folder.write("src/index.html", page);
-    folder.write("src/hello.txt", "hello");
-    folder.write("src/data.bin", data);
-    folder.write("src/docs/index.html", "docs index");
-    folder.write("src/about.html", "about");
-    folder.write("src/app/_wildcard.html", "wildcard");
-    folder.write("src/private/_404.html", "custom not found");
-    folder.write("src/sp ace/index.html", "space");
+    kawipiko::test::write_site_sources(folder, page, data);
     folder.write("src/caf\xc3\xa9/index.html", "cafe");
     archive::build_options options;
     options.sources = (folder / "src").string();

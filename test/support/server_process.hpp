@@ -351,6 +351,13 @@ class server_process : public child_process {
 
 // --- The raw client ----------------------------------------------------------------------------
 
+// The text of a request for `target` with Host and the given `fields` (each ending in CRLF).
+inline std::string request(std::string_view target, std::string_view fields = {},
+                           std::string_view method = "GET") {
+  return std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+         std::string(fields) + "\r\n";
+}
+
 class client {
  public:
   // Connects to 127.0.0.1:`port`. Every send and receive is bounded by `timeout`

@@ -1,6 +1,7 @@
 #pragma once
 // Test support: a fresh folder under the system temp folder, removed with everything in it when
-// the object goes away; helpers to write files into it and to run commands.
+// the object goes away; helpers to write files into it and to run commands (also as an
+// unprivileged user).
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,6 +87,14 @@ inline std::string compressible_text(std::size_t size, unsigned seed = 1) {
   return text;
 }
 
+// `size` seeded random bytes: content no codec can shrink (stored identity only).
+inline std::string random_bytes(std::size_t size, unsigned seed) {
+  std::mt19937 random(seed);
+  std::string bytes(size, '\0');
+  for (auto& b : bytes) b = static_cast<char>(random() & 0xff);
+  return bytes;
+}
+
 struct command_result {
   int exit_code;
   std::string out;
@@ -101,6 +110,18 @@ inline command_result run(const std::string& command, const fs::path& scratch) {
   command_result result{-1, read_file(out), read_file(err)};
   if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   return result;
+}
+
+// `command` for /bin/sh, run as a user that file permissions apply to: as root (the tests run as
+// root in CI), through util-linux's setpriv as nobody (uid and gid 65534, no supplementary
+// groups); otherwise as it is, since the caller is unprivileged already. Throws
+// std::runtime_error when root and setpriv is missing, so that no test silently runs as root.
+inline std::string unprivileged(const std::string& command) {
+  if (::geteuid() != 0) return command;
+  if (::access("/usr/bin/setpriv", X_OK) != 0) {
+    throw std::runtime_error("setpriv (util-linux) is missing: cannot drop root");
+  }
+  return "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups " + command;
 }
 
 // `path` in single quotes for /bin/sh (test paths hold no quote of their own).

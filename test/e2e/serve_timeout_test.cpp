@@ -1,0 +1,111 @@
+// End-to-end tests of `kawipiko serve`'s timeouts: a header that does not complete in time, an
+// idle keep-alive connection, a client that does not read, and --timeout-disable. A timed-out
+// connection is closed without an answer. The real binary on 127.0.0.1, raw sockets; each wait
+// is a bound well past the timeout set, never a measurement.
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "support/served_site.hpp"
+#include "support/server_process.hpp"
+
+using kawipiko::test::client;
+using kawipiko::test::request;
+using kawipiko::test::serve_args;
+using kawipiko::test::server_process;
+using kawipiko::test::site;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string binary = KAWIPIKO_BINARY;
+
+}  // namespace
+
+TEST_CASE("a client that sends half a header is dropped after --header-timeout, unanswered",
+          "[e2e][serve][net][slow]") {
+  site s;
+  server_process server(binary, serve_args(s.archive, {"--header-timeout", "1"}));
+  client slow(server.port());
+  slow.send("GET /hello.txt HTTP/1.1\r\nHost: 127.");
+  // The default header timeout (10 s) would not close it within this bound.
+  CHECK(slow.closed_within(8s));
+  CHECK(slow.buffered().empty());
+  client other(server.port());
+  CHECK(other.request(request("/hello.txt")).status == 200);
+}
+
+TEST_CASE("an idle keep-alive connection is closed after --idle-timeout, unanswered",
+          "[e2e][serve][net][slow]") {
+  site s;
+  server_process server(binary, serve_args(s.archive, {"--idle-timeout", "1"}));
+  client c(server.port());
+  CHECK(c.request(request("/hello.txt")).status == 200);
+  CHECK(c.closed_within(8s));
+  CHECK(c.buffered().empty());
+  client silent(server.port());  // never sends a byte
+  CHECK(silent.closed_within(8s));
+  CHECK(silent.buffered().empty());
+}
+
+TEST_CASE("a client that trickles its header byte by byte is dropped after --header-timeout",
+          "[e2e][serve][net][slow]") {
+  site s;
+  server_process server(binary, serve_args(s.archive, {"--header-timeout", "1"}));
+  client slow(server.port());
+  const std::string header = request("/hello.txt", "X-Pad: " + std::string(100, 'a') + "\r\n");
+  bool closed = false;
+  // A byte every 200 ms for at most 6 s: a timeout restarted by every byte would never fire,
+  // and the default header timeout (10 s) would fire too late.
+  for (std::size_t i = 0; i < 30 && !closed; ++i) {
+    try {
+      slow.send(header.substr(i, 1));
+    } catch (const std::runtime_error&) {
+      closed = true;  // reset by the server
+      break;
+    }
+    closed = slow.closed_within(200ms);
+  }
+  CHECK(closed);
+  CHECK(slow.buffered().empty());
+}
+
+TEST_CASE("idle and slow connections stay open with --timeout-disable", "[e2e][serve][net][slow]") {
+  site s;
+  server_process server(binary, serve_args(s.archive, {"--idle-timeout", "1", "--header-timeout",
+                                                       "1", "--timeout-disable"}));
+  client idle(server.port());
+  CHECK(idle.request(request("/hello.txt")).status == 200);
+  client half(server.port());
+  half.send("GET /hello.txt HTTP/1.1\r\nHo");
+  CHECK_FALSE(idle.closed_within(2500ms));
+  CHECK_FALSE(half.closed_within(100ms));
+  CHECK(idle.request(request("/hello.txt")).status == 200);
+  half.send("st: x\r\n\r\n");
+  CHECK(half.read_response().body == "hello");
+}
+
+TEST_CASE("a client that does not read is dropped after --write-timeout",
+          "[e2e][serve][net][slow]") {
+  site s;
+  server_process server(binary, serve_args(s.archive, {"--write-timeout", "1"}));
+  client c(server.port());
+  std::string batch;
+  for (int i = 0; i < 1000; ++i) batch += request("/");  // 20 MB of answers: more than buffers
+  c.send(batch);
+  std::this_thread::sleep_for(2500ms);  // not reading: no write progress for the server
+  std::size_t answered = 0;
+  try {
+    while (answered < 1000) {
+      if (c.read_response().body != s.page) break;
+      ++answered;
+    }
+  } catch (const std::runtime_error&) {
+    // cut short: the connection was closed
+  }
+  CHECK(answered < 1000);
+  CHECK(c.closed_within(10s));
+}
