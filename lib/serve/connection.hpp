@@ -12,8 +12,11 @@
 
 #include <boost/intrusive/list_hook.hpp>
 #include <boost/system/error_code.hpp>
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,12 +35,16 @@ using coarse_clock = std::chrono::steady_clock;
 // read), precise enough for a sweep every 250 ms and cheap enough to read on every request.
 [[nodiscard]] coarse_clock::time_point coarse_now() noexcept;
 
-// What a worker lends its connections: its handler, options, scratch and read buffer.
+class connection_owner;
+
+// What a worker lends its connections: its handler, options, scratch and read buffer, and
+// itself, to be told when one can be deleted.
 struct connection_context {
   http1_context http;
   output& out;
   date_line& date;
   std::span<char> read_buffer;
+  connection_owner& owner;
 };
 
 // What the worker knows of every connection, whatever its transport: its place in the worker's
@@ -68,8 +75,8 @@ class connection final : public connection_base {
  public:
   // The transport is made in place from the worker's read buffer and `args` (the socket, …).
   template <class... Args>
-  connection(connection_context& ctx, connection_owner& owner, Args&&... args)
-      : transport_(ctx.read_buffer, std::forward<Args>(args)...), ctx_(ctx), owner_(owner) {
+  explicit connection(connection_context& ctx, Args&&... args)
+      : transport_(ctx.read_buffer, std::forward<Args>(args)...), ctx_(ctx) {
     // A handshake must end within the header timeout, counted from accept.
     const auto& limits = ctx_.http.opts.limits;
     deadline_ =
@@ -88,9 +95,8 @@ class connection final : public connection_base {
     if (state_ == state::closed) return;
     state_ = state::closed;
     transport_.close();
-    pending_.clear();
-    pending_text_.clear();
-    if (!waiting_) owner_.on_done(*this);
+    unsent_.reset();
+    if (!waiting_) ctx_.owner.on_done(*this);
   }
 
   [[nodiscard]] bool is_done() const noexcept override {
@@ -119,7 +125,7 @@ class connection final : public connection_base {
 
   void on_read(const boost::system::error_code& ec, std::size_t n) {
     waiting_ = false;
-    if (state_ == state::closed) return owner_.on_done(*this);
+    if (state_ == state::closed) return ctx_.owner.on_done(*this);
     if (state_ == state::lingering) return on_linger(ec, n);
     const auto kept = protocol_.kept();
     const auto buffer = ctx_.read_buffer;
@@ -167,13 +173,12 @@ class connection final : public connection_base {
   // holds bytes of its own, as TLS records do).
   void on_writable(const boost::system::error_code& ec) {
     waiting_ = false;
-    if (state_ == state::closed) return owner_.on_done(*this);
+    if (state_ == state::closed) return ctx_.owner.on_done(*this);
     if (ec) return close();
-    const auto sent = transport_.write(pending_);
+    const auto sent = transport_.write(unsent_->parts);
     if (sent.status == io_status::failed) return close();
-    if (sent.status == io_status::done && sent.bytes == total_size(pending_)) {
-      pending_.clear();
-      pending_text_.clear();
+    if (sent.status == io_status::done && sent.bytes == total_size(unsent_->parts)) {
+      unsent_.reset();
       return written();
     }
     drop_sent(sent.bytes);
@@ -218,7 +223,7 @@ class connection final : public connection_base {
   }
 
   void on_linger(const boost::system::error_code& ec, std::size_t n) {
-    lingered_ += n;
+    lingered_ += static_cast<std::uint32_t>(std::min<std::size_t>(n, linger_bytes));
     if (ec || lingered_ > linger_bytes) return close();
     do_read();
   }
@@ -231,9 +236,12 @@ class connection final : public connection_base {
       skip -= drop;
       if (p.iov_len > drop && ctx_.out.in_scratch(p.iov_base)) text += p.iov_len - drop;
     }
-    pending_text_.clear();
-    pending_text_.reserve(text);
-    pending_.clear();
+    if (!unsent_) unsent_ = std::make_unique<unsent_batch>();
+    auto& pending = unsent_->parts;
+    auto& copied = unsent_->text;
+    copied.clear();
+    copied.reserve(text);
+    pending.clear();
     skip = sent;
     for (const auto& p : parts) {
       const std::size_t drop = std::min(skip, p.iov_len);
@@ -242,36 +250,41 @@ class connection final : public connection_base {
       const char* from = static_cast<const char*>(p.iov_base) + drop;
       const std::size_t size = p.iov_len - drop;
       if (ctx_.out.in_scratch(p.iov_base)) {
-        const std::size_t at = pending_text_.size();
-        pending_text_.append(from, size);
-        pending_.push_back({pending_text_.data() + at, size});
+        const std::size_t at = copied.size();
+        copied.append(from, size);
+        pending.push_back({copied.data() + at, size});
       } else {
-        pending_.push_back({const_cast<char*>(from), size});
+        pending.push_back({const_cast<char*>(from), size});
       }
     }
   }
 
   void drop_sent(std::size_t sent) {
     std::size_t first = 0;
-    while (sent > 0 && sent >= pending_[first].iov_len) sent -= pending_[first++].iov_len;
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(first));
+    auto& pending = unsent_->parts;
+    while (sent > 0 && sent >= pending[first].iov_len) sent -= pending[first++].iov_len;
+    pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(first));
     if (sent > 0) {
-      pending_[0].iov_base = static_cast<char*>(pending_[0].iov_base) + sent;
-      pending_[0].iov_len -= sent;
+      pending[0].iov_base = static_cast<char*>(pending[0].iov_base) + sent;
+      pending[0].iov_len -= sent;
     }
   }
 
   Transport transport_;
   connection_context& ctx_;
-  connection_owner& owner_;
   http1_protocol protocol_;
   state state_ = state::idle;
   http1_protocol::next next_ = http1_protocol::next::read;
   bool waiting_ = false;  // a wait is pending: its handler still refers to this connection
   coarse_clock::time_point deadline_;
-  std::vector<iovec> pending_;  // an unfinished write
-  std::string pending_text_;
-  std::size_t lingered_ = 0;
+  // An unfinished write: made only when the socket does not take a batch whole, so that an idle
+  // connection stays small.
+  struct unsent_batch {
+    std::vector<iovec> parts;
+    std::string text;  // the batch's made-up text, copied out of the worker's scratch
+  };
+  std::unique_ptr<unsent_batch> unsent_;
+  std::uint32_t lingered_ = 0;
 };
 
 }  // namespace kawipiko::serve

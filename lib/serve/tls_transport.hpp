@@ -26,7 +26,7 @@ class tls_transport final : record_sender {
 
   // `plain`: the worker's read buffer, where decrypted bytes go. Throws std::bad_alloc if OpenSSL
   // cannot make the connection's objects.
-  tls_transport(std::span<char> plain, boost::asio::ip::tcp::socket socket, SSL_CTX* context,
+  tls_transport(std::span<char> plain, socket_type socket, SSL_CTX* context,
                 tls_buffers& buffers)
       : channel_(buffers.cipher_in, std::move(socket)),
         plain_(plain),

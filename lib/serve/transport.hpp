@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <cerrno>
 #include <climits>
@@ -29,6 +30,12 @@ struct io_result {
   io_status status;
   std::size_t bytes = 0;
 };
+
+// A connection's socket: bound to the worker's io_context by type, so that it and every
+// operation on it carry a plain pointer rather than a type-erased executor (an idle connection
+// is an Asio socket and one pending read: their size is most of what it costs).
+using socket_type =
+    boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
 
 // The socket calls themselves, non-blocking, retried on EINTR.
 [[nodiscard]] inline io_result receive_now(int fd, std::span<char> into) noexcept {
@@ -58,7 +65,7 @@ struct io_result {
 // asked (read_target below). The transports are built on it.
 class socket_channel {
  public:
-  socket_channel(std::span<char> shared, boost::asio::ip::tcp::socket socket) noexcept
+  socket_channel(std::span<char> shared, socket_type socket) noexcept
       : socket_(std::move(socket)), shared_(shared) {}
   socket_channel(socket_channel&&) = delete;  // read_target and pending handlers point at it
 
@@ -79,7 +86,7 @@ class socket_channel {
   // `handler(error_code)` once the socket takes more (or has an error, or was closed).
   template <class Handler>
   void wait_writable(Handler&& handler) {
-    socket_.async_wait(boost::asio::ip::tcp::socket::wait_write, std::forward<Handler>(handler));
+    socket_.async_wait(socket_type::wait_write, std::forward<Handler>(handler));
   }
 
   [[nodiscard]] int fd() noexcept { return socket_.native_handle(); }
@@ -131,7 +138,7 @@ class socket_channel {
     return more.status == io_status::done ? 1 + more.bytes : 1;
   }
 
-  boost::asio::ip::tcp::socket socket_;
+  socket_type socket_;
   std::span<char> shared_;
   boost::asio::mutable_buffer target_;
   std::size_t offset_ = 0;
@@ -144,7 +151,7 @@ class tcp_transport {
  public:
   static constexpr bool has_handshake = false;
 
-  tcp_transport(std::span<char> shared, boost::asio::ip::tcp::socket socket) noexcept
+  tcp_transport(std::span<char> shared, socket_type socket) noexcept
       : channel_(shared, std::move(socket)) {}
 
   template <class Handler>

@@ -73,9 +73,11 @@ worker::worker(const site& s, const options& opts, std::span<const listener_spec
       sweep_timer_(io_),
       accept_timer_(io_),
       read_buffer_(read_buffer_size) {
+  connection_owner& owner = *this;
   for (const auto& spec : listeners) {
     listeners_.push_back(std::make_unique<listener>(listen_on(io_, spec.endpoint), spec, s, opts,
-                                                    output_, date_, read_buffer_));
+                                                    output_, date_, read_buffer_, owner));
+    if (spec.tls && !tls_buffers_) tls_buffers_ = std::make_unique<tls_buffers>();
   }
 }
 
@@ -167,7 +169,7 @@ void worker::admit(listener& l, int fd) {
   const int on = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   boost::system::error_code ec;
-  tcp::socket socket(io_);
+  socket_type socket(io_.get_executor());
   socket.assign(l.protocol, fd, ec);
   if (ec) {
     ::close(fd);
@@ -176,7 +178,7 @@ void worker::admit(listener& l, int fd) {
   }
   try {
     if (l.tls) {
-      start_connection<tls_transport>(l.context, std::move(socket), tls_().get(), tls_buffers_);
+      start_connection<tls_transport>(l.context, std::move(socket), tls_().get(), *tls_buffers_);
     } else {
       start_connection<tcp_transport>(l.context, std::move(socket));
     }
@@ -187,8 +189,7 @@ void worker::admit(listener& l, int fd) {
 
 template <class Transport, class... Args>
 void worker::start_connection(connection_context& context, Args&&... args) {
-  connection_owner& owner = *this;
-  auto c = std::make_unique<connection<Transport>>(context, owner, std::forward<Args>(args)...);
+  auto c = std::make_unique<connection<Transport>>(context, std::forward<Args>(args)...);
   auto& started = *c;
   connections_.push_back(*c.release());
   started.start();

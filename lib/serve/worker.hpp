@@ -70,12 +70,13 @@ class worker final : connection_owner {
 
   struct listener {
     listener(boost::asio::ip::tcp::acceptor socket, const listener_spec& spec, const site& s,
-             const options& opts, output& out, date_line& date, std::span<char> buffer)
+             const options& opts, output& out, date_line& date, std::span<char> buffer,
+             connection_owner& owner)
         : acceptor(std::move(socket)),
           protocol(spec.endpoint.protocol()),
           tls(spec.tls),
           answers(s, spec.answers),
-          context{{answers, opts}, out, date, buffer} {}
+          context{{answers, opts}, out, date, buffer, owner} {}
 
     boost::asio::ip::tcp::acceptor acceptor;
     boost::asio::ip::tcp protocol;  // of the connections it accepts
@@ -108,7 +109,7 @@ class worker final : connection_owner {
   output output_;
   date_line date_;
   std::vector<char> read_buffer_;
-  tls_buffers tls_buffers_;
+  std::unique_ptr<tls_buffers> tls_buffers_;  // with a TLS listener only
   connection_list connections_;  // owned: deleted when done, or with the worker
   bool draining_ = false;
   coarse_clock::time_point drain_deadline_{};
