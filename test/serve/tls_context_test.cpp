@@ -17,10 +17,18 @@
 #include <thread>
 #include <vector>
 
+#include "support/certificates.hpp"
 #include "support/temp_folder.hpp"
 
 namespace serve = kawipiko::serve;
 namespace fs = std::filesystem;
+using kawipiko::test::chained_pair;
+using kawipiko::test::der_sha256;
+using kawipiko::test::file_fingerprint;
+using kawipiko::test::make_chained_pair;
+using kawipiko::test::make_pair;
+using kawipiko::test::openssl;
+using kawipiko::test::pem_pair;
 using kawipiko::test::read_file;
 using kawipiko::test::shell_quoted;
 using kawipiko::test::temp_folder;
@@ -30,7 +38,6 @@ namespace {
 using ssl_ptr = std::unique_ptr<SSL, decltype(&SSL_free)>;
 using ssl_ctx_ptr = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
 using session_ptr = std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)>;
-using x509_ptr = std::unique_ptr<X509, decltype(&X509_free)>;
 
 const std::vector<std::string> http1{"http/1.1"};
 
@@ -38,54 +45,6 @@ serve::ticket_master master_of(unsigned char fill) {
   serve::ticket_master master{};
   master.fill(fill);
   return master;
-}
-
-// ---- certificate files, made by the openssl command-line tool ----
-
-void openssl(const std::string& arguments, const temp_folder& folder) {
-  const auto result = kawipiko::test::run("openssl " + arguments, folder.path());
-  INFO("openssl " << arguments << "\n" << result.err);
-  REQUIRE(result.exit_code == 0);
-}
-
-struct pem_pair {
-  fs::path certificate;
-  fs::path key;
-};
-
-constexpr const char* p256_key = "ec -pkeyopt ec_paramgen_curve:P-256";
-
-// A self-signed certificate for localhost and its key (ECDSA P-256 unless told), in two files.
-pem_pair make_pair(const temp_folder& folder, const std::string& name,
-                   const std::string& key = p256_key) {
-  pem_pair pair{folder / (name + ".crt"), folder / (name + ".key")};
-  openssl("req -x509 -newkey " + key + " -nodes -days 2 -subj /CN=localhost -keyout " +
-              shell_quoted(pair.key) + " -out " + shell_quoted(pair.certificate),
-          folder);
-  return pair;
-}
-
-// A leaf certificate for localhost signed by a CA of its own: the leaf's pair and the CA's
-// certificate.
-struct chained_pair {
-  pem_pair leaf;
-  fs::path ca;
-};
-
-chained_pair make_chained_pair(const temp_folder& folder) {
-  const pem_pair ca = make_pair(folder, "ca");
-  chained_pair out{{folder / "leaf.crt", folder / "leaf.key"}, ca.certificate};
-  const auto request = folder / "leaf.csr";
-  openssl(
-      "req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost "
-      "-keyout " +
-          shell_quoted(out.leaf.key) + " -out " + shell_quoted(request),
-      folder);
-  openssl("x509 -req -days 2 -set_serial 2 -in " + shell_quoted(request) + " -CA " +
-              shell_quoted(ca.certificate) + " -CAkey " + shell_quoted(ca.key) + " -out " +
-              shell_quoted(out.leaf.certificate),
-          folder);
-  return out;
 }
 
 serve::tls_settings pair_settings(const pem_pair& pair) {
@@ -111,39 +70,6 @@ serve::tls_settings self_signed_settings() {
 }
 
 // ---- certificates ----
-
-// SHA-256 of the DER, as "AA:BB:…", computed here apart from the library's.
-std::string der_sha256(const X509* cert) {
-  unsigned char* der = nullptr;
-  const int size = i2d_X509(cert, &der);
-  REQUIRE(size > 0);
-  unsigned char digest[32];
-  unsigned int digest_size = 0;
-  const int digested =
-      EVP_Digest(der, static_cast<std::size_t>(size), digest, &digest_size, EVP_sha256(), nullptr);
-  OPENSSL_free(der);
-  REQUIRE(digested == 1);
-  std::string text;
-  for (unsigned int i = 0; i < digest_size; ++i) {
-    char pair[4];
-    std::snprintf(pair, sizeof pair, i == 0 ? "%02X" : ":%02X", digest[i]);
-    text += pair;
-  }
-  return text;
-}
-
-x509_ptr read_certificate(const fs::path& file) {
-  const std::string pem = read_file(file);
-  const std::unique_ptr<BIO, decltype(&BIO_free)> in(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
-  x509_ptr cert(PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr), X509_free);
-  REQUIRE(cert != nullptr);
-  return cert;
-}
-
-std::string file_fingerprint(const fs::path& file) {
-  return der_sha256(read_certificate(file).get());
-}
 
 const X509* leaf_of(const serve::tls_context& context) {
   return SSL_CTX_get0_certificate(context.current().get());
