@@ -2,12 +2,12 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <boost/asio/ip/v6_only.hpp>
-#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -62,6 +62,12 @@ tcp::acceptor listen_on(net::io_context& io, const tcp::endpoint& endpoint) {
   return acceptor;
 }
 
+int make_stop_fd() {
+  const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) base::throw_errno(errno, "cannot make an eventfd for", "a worker");
+  return fd;
+}
+
 }  // namespace
 
 worker::worker(const site& s, const options& opts, std::span<const listener_spec> listeners,
@@ -69,6 +75,8 @@ worker::worker(const site& s, const options& opts, std::span<const listener_spec
     : options_(opts),
       process_connections_(connections),
       max_connections_(opts.limits.connections != 0 ? opts.limits.connections : SIZE_MAX),
+      stop_signal_(io_, make_stop_fd()),
+      stop_fd_(stop_signal_.native_handle()),
       tls_(std::move(tls)),
       sweep_timer_(io_),
       accept_timer_(io_),
@@ -96,11 +104,18 @@ tcp::endpoint worker::local_endpoint(std::size_t index) const {
 void worker::run() {
   for (auto& l : listeners_) do_accept(*l);
   do_sweep();
+  stop_signal_.async_wait(net::posix::stream_descriptor::wait_read,
+                          [this](const boost::system::error_code& ec) {
+                            if (!ec) begin_drain();
+                          });
   io_.run();
 }
 
+// From another thread: a write to the eventfd, which the loop waits for like any socket, rather
+// than a post, which would need the scheduler's lock on every operation.
 void worker::stop() {
-  net::post(io_, [this] { begin_drain(); });
+  const std::uint64_t one = 1;
+  (void)!::write(stop_fd_, &one, sizeof one);
 }
 
 void worker::begin_drain() {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/intrusive/list.hpp>
 #include <chrono>
@@ -99,9 +100,11 @@ class worker final : connection_owner {
   const options& options_;
   std::atomic<std::size_t>& process_connections_;  // every worker's, for the cap
   std::size_t max_connections_;
-  // One thread runs it; only posting (stop()) comes from another, so the reactor's per-socket
-  // locking is off and the scheduler's stays on.
-  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  // One thread runs it and nothing else touches it (stop() wakes it through stop_signal_), so
+  // Asio's locking is off, in the scheduler as in the reactor.
+  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
+  boost::asio::posix::stream_descriptor stop_signal_;  // an eventfd, which it owns
+  const int stop_fd_;  // the same eventfd, for stop() to write to from another thread
   std::vector<std::unique_ptr<listener>> listeners_;
   tls_context_source tls_;
   boost::asio::steady_timer sweep_timer_;
@@ -110,7 +113,7 @@ class worker final : connection_owner {
   date_line date_;
   std::vector<char> read_buffer_;
   std::unique_ptr<tls_buffers> tls_buffers_;  // with a TLS listener only
-  connection_list connections_;  // owned: deleted when done, or with the worker
+  connection_list connections_;               // owned: deleted when done, or with the worker
   bool draining_ = false;
   coarse_clock::time_point drain_deadline_{};
   coarse_clock::time_point next_accept_warning_{};  // accept errors: one line per 10 s
