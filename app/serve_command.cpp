@@ -52,6 +52,7 @@ std::string in_seconds(milliseconds duration) {
 po::options_description serve_flags(serve::options& o, bool& mmap) {
   const serve::options d;
   serve::limits& l = o.limits;
+  serve::tls_settings& t = o.tls;
   return describe({
       {"archive", stores(o.archive, "<path>"), "the archive to serve"},
       {"archive-inmem", sets(o.in_memory), "read the whole archive into memory"},
@@ -64,7 +65,19 @@ po::options_description serve_flags(serve::options& o, bool& mmap) {
       {"index-data-content", sets(o.index_content),
        "bodies in memory too (implies --archive-inmem)"},
       {"bind", stores(o.bind, "<ip>:<port>"),
-       "address to listen on, [::1]:8080 for IPv6" + default_is(d.bind)},
+       "address to listen on, [::1]:8080 for IPv6" + default_is(d.bind + ", none with --bind-tls")},
+      {"bind-tls", stores(t.bind_tls, "<ip>:<port>"), "address to listen on for TLS (HTTPS)"},
+      {"tls-bundle", stores(t.bundle, "<pem>"),
+       "the TLS certificate, its chain and its private key, in one PEM file"},
+      {"tls-public", stores(t.public_pem, "<pem>"),
+       "the TLS certificate and its chain (PEM), with --tls-private"},
+      {"tls-private", stores(t.private_pem, "<pem>"), "the TLS certificate's private key (PEM)"},
+      {"tls-self-signed", sets(t.self_signed),
+       "a certificate for localhost made at start, to try TLS out"},
+      {"security-headers-tls", sets(t.hsts),
+       "Strict-Transport-Security: max-age=31536000 over TLS"},
+      {"https-redirect", sets(t.https_redirect),
+       "the plain listener answers every request with a redirect (308) to https"},
       {"processes", stores(o.processes, "<n>"), "processes" + default_is(d.processes)},
       {"threads", stores(o.threads, "<n>"), "threads per process" + default_is(d.threads)},
       {"profile-cpu", stores(o.profile_cpu, "<path>"),
@@ -114,6 +127,8 @@ int run(int argc, char** argv) {
       (values.count("max-connections") != 0 && opts.limits.connections == 0)) {
     throw usage_error("--max-requests-per-connection and --max-connections must be at least 1");
   }
+  // --bind-tls alone serves TLS only; the plain listener's default needs no --bind.
+  if (values.count("bind-tls") != 0 && values.count("bind") == 0) opts.bind.clear();
   serve::validate(opts);  // before the profiler, which may start the process again
   serve::profiler profiles(opts.profile_cpu, opts.profile_mem, argv);
   return serve::run(opts);

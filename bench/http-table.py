@@ -13,7 +13,9 @@ Nothing is asserted: timing is never a test.
 usage: http-table.py RESULTS_FOLDER
   meta.txt     lines printed as they are (date, machine, command)
   runs.tsv     round scenario conns server requests duration_us bytes p50_us p99_us errors
-               non2xx cpu_ticks   (cpu_ticks: utime+stime over the run, in clock ticks)
+               non2xx cpu_ticks   (cpu_ticks: utime+stime over the run, in clock ticks; p50_us,
+               p99_us and non2xx empty when the client does not report them: openssl s_time,
+               whose rows count connections as requests)
   hold.tsv     server connections seconds open_min requests errors non2xx connect_s rss_max_kib
                hwm_kib archive_bytes anon_max_kib
   startup.tsv  mode repeat ms
@@ -25,6 +27,23 @@ import sys
 from collections import defaultdict
 
 TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+SCENARIO_WIDTH = 11  # "tls-docs-gz"
+
+
+def optional(field, scale=1):
+    """The number in a TSV field divided by scale, or None when the client gave none."""
+    return int(field) / scale if field else None
+
+
+def median_of(values, width, digits):
+    """The median right-aligned in width, or '-' when a client reported none."""
+    values = [v for v in values if v is not None]
+    return f"{statistics.median(values):>{width}.{digits}f}" if values else f"{'-':>{width}}"
+
+
+def sum_of(values, width):
+    values = [v for v in values if v is not None]
+    return f"{sum(values):>{width}.0f}" if values else f"{'-':>{width}}"
 
 
 def read_tsv(path):
@@ -64,10 +83,10 @@ def main():
                 "round": int(round_),
                 "rps": requests / seconds,
                 "mbps": int(size) / seconds / 1e6,
-                "p50": int(p50) / 1000,
-                "p99": int(p99) / 1000,
+                "p50": optional(p50, 1000),
+                "p99": optional(p99, 1000),
                 "errors": int(errors),
-                "non2xx": int(non2xx),
+                "non2xx": optional(non2xx),
                 "cpu": int(ticks) * TICK_US / requests if requests else float("nan"),
             }
         )
@@ -75,7 +94,8 @@ def main():
     if runs:
         print()
         header = (
-            f"{'scenario':<8} {'conns':>5} {'server':<18} {'req/s median [min-max]':<26}"
+            f"{'scenario':<{SCENARIO_WIDTH}} {'conns':>5} {'server':<18}"
+            f" {'req/s median [min-max]':<26}"
             f" {'MB/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'non2xx':>6}"
             f"  CPU us/req median [min-max]"
         )
@@ -90,29 +110,42 @@ def main():
             previous = key
             rows = runs[key]
             print(
-                f"{scenario:<8} {conns:>5} {server:<18} {spread([r['rps'] for r in rows], 0):<26}"
+                f"{scenario:<{SCENARIO_WIDTH}} {conns:>5} {server:<18}"
+                f" {spread([r['rps'] for r in rows], 0):<26}"
                 f" {statistics.median(r['mbps'] for r in rows):>7.1f}"
-                f" {statistics.median(r['p50'] for r in rows):>7.2f}"
-                f" {statistics.median(r['p99'] for r in rows):>7.2f}"
-                f" {sum(r['errors'] for r in rows):>6} {sum(r['non2xx'] for r in rows):>6}"
+                f" {median_of([r['p50'] for r in rows], 7, 2)}"
+                f" {median_of([r['p99'] for r in rows], 7, 2)}"
+                f" {sum(r['errors'] for r in rows):>6} {sum_of([r['non2xx'] for r in rows], 6)}"
                 f"  {spread([r['cpu'] for r in rows], 2)}"
             )
 
+        if any(r["p99"] is None for rows in runs.values() for r in rows):
+            print()
+            print("tls-new, tls-resumed: one connection at a time (openssl s_time), one request each;")
+            print("req/s is connections/s and CPU us/req the server's CPU per connection; no latency.")
+
         print()
         print("ratios kawipiko / reference, per round (median last)")
-        header = f"{'scenario':<8} {'conns':>5} {'pair':<36} {'CPU us/req':<22} {'req/s':<22} p99"
+        header = f"{'scenario':<{SCENARIO_WIDTH}} {'conns':>5} {'pair':<36} {'CPU us/req':<22} {'req/s':<22} p99"
         print(header)
         print("-" * len(header))
         for scenario, conns in dict.fromkeys(k[:2] for k in key_order):
             servers = [k[2] for k in key_order if k[:2] == (scenario, conns)]
             for ours in (s for s in servers if s.startswith("kawipiko")):
                 for theirs in (s for s in servers if not s.startswith("kawipiko")):
+                    # A baseline kawipiko is compared with the same coding only.
+                    if theirs.startswith("baseline") and theirs[8:] != ours[8:]:
+                        continue
                     mine = {r["round"]: r for r in runs[(scenario, conns, ours)]}
                     ref = {r["round"]: r for r in runs[(scenario, conns, theirs)]}
                     rounds = sorted(set(mine) & set(ref))
 
                     def ratios(field):
-                        values = [mine[n][field] / ref[n][field] for n in rounds if ref[n][field]]
+                        values = [
+                            mine[n][field] / ref[n][field]
+                            for n in rounds
+                            if mine[n][field] is not None and ref[n][field]
+                        ]
                         if not values:
                             return "-"
                         shown = " ".join(f"{v:.2f}" for v in values)
@@ -121,7 +154,7 @@ def main():
                         return shown
 
                     print(
-                        f"{scenario:<8} {conns:>5} {ours + ' / ' + theirs:<36}"
+                        f"{scenario:<{SCENARIO_WIDTH}} {conns:>5} {ours + ' / ' + theirs:<36}"
                         f" {ratios('cpu'):<22} {ratios('rps'):<22} {ratios('p99')}"
                     )
 

@@ -19,10 +19,30 @@
 #            archive (client sends "gzip"), kawipiko brotli archive (client sends "gzip, br");
 #            one nginx run is the reference for both kawipiko runs of the same round
 #   big      the 10 MiB file at 16 connections (MB/s; nginx uses sendfile)
+#   tls-hello    hello over https (identity): kawipiko, nginx
+#   tls-docs-gz  the docs over https, client sends "gzip": kawipiko gzip archive, nginx gzip_static
+#   tls-new      a full TLS 1.3 handshake per request: openssl s_time -new, one connection at a
+#                time (HTTP/1.0 GET /index.html of hello, closed by the server), for the run's
+#                duration: kawipiko, nginx
+#   tls-resumed  the same with openssl s_time -reuse: every connection after a first (untimed)
+#                one resumes a TLS 1.3 session from a ticket (s_time marks each connection new or
+#                resumed; the script warns if one was not as wanted)
+# TLS: one self-signed ECDSA P-256 certificate (127.0.0.1 and localhost) made here with openssl,
+# used by both servers; TLS 1.3, the same suite and group (TLS_AES_256_GCM_SHA384, X25519: what
+# kawipiko picks by default and nginx is configured to prefer, checked with openssl s_client
+# before measuring, together with a resumption from a ticket on each), stateless session tickets
+# on. nginx serves https from extra server blocks of the same instance; kawipiko from extra
+# processes with --bind-tls only, so the plain runs are the same as without TLS. The keep-alive
+# runs' CPU includes one full handshake per wrk connection at the start. wrk resumes sessions
+# when it reconnects (measured: with "Connection: close" all but its first handshake per
+# connection were resumed), so it cannot measure full handshakes: s_time does both. s_time gives
+# no latency (p50/p99 "-"); its runs' "CPU per request" is per connection.
 # For each run: requests/s, MB/s, p50/p99 latency, errors and non-2xx (wrk's count of status >
 # 399), and the server's CPU time per request: utime+stime from /proc/PID/stat (nginx: master and
 # worker summed) over the run, divided by the requests. On a shared machine that last figure is
-# the one least disturbed by noise (wrk saturates its own core first).
+# the one least disturbed by noise (wrk saturates its own core first). Targets of the TLS issue,
+# for the reader (nothing checks them): over TLS, keep-alive CPU per request <= 0.8x nginx's, a
+# full handshake's CPU <= 1.0x nginx's, p99 <= nginx's.
 #
 # Then: a hold test (10,000 keep-alive connections, one request each every ~2 s, held 30 s,
 # against fresh kawipiko and nginx on the docs: errors and the server's peak RSS), and kawipiko's
@@ -31,22 +51,27 @@
 #
 # Prints a table of medians with min-max and the ratios kawipiko/reference per round, and writes
 # it to <build>/http-results.txt (raw figures in <build>/http-results/). The default run takes
-# about 17 minutes on 2 cores; --quick (one round, 2 s runs, 16 and 256 connections, 5 s hold) is
+# about 25 minutes on 2 cores; --quick (one round, 2 s runs, 16 and 256 connections, 5 s hold) is
 # a smoke test of the harness whose figures mean little. Both servers run with the same keep-alive
 # request limit (10,000,000) so that neither closes connections the other keeps.
 # Every process started here is stopped by its PID on exit; all traffic is to 127.0.0.1.
 #
-# Usage: bash bench/run-http.sh [--quick] [--rounds N] [--archiver] [build folder]
+# With --baseline REV, kawipiko as of git revision REV (built in Release from a temporary worktree)
+# serves hello, docs and docs-gz (gzip) too, as "baseline": a change's cost, measured in the same
+# run as nginx (ratios kawipiko/baseline).
+#
+# Usage: bash bench/run-http.sh [--quick] [--rounds N] [--archiver] [--baseline REV] [build folder]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command="bash bench/run-http.sh${*:+ $*}"
-quick=0 rounds= with_archiver=0 build=build/bench
+quick=0 rounds= with_archiver=0 build=build/bench baseline=
 while (($# > 0)); do
   case "$1" in
     --quick) quick=1 ;;
     --rounds) rounds=$2; shift ;;
     --archiver) with_archiver=1 ;;
+    --baseline) baseline=$2; shift ;;
     -h | --help) sed -n '2,/^# Usage/s/^# \{0,1\}//p' "$0"; exit 0 ;;
     -*) echo "run-http.sh: error: unknown option '$1'" >&2; exit 2 ;;
     *) build=$1 ;;
@@ -87,7 +112,10 @@ stop_all() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   pids=()
 }
-trap 'stop_all; rm -rf "$work"' EXIT
+remove_baseline() {
+  if [ -n "$baseline" ] && [ -d "$work/baseline-src" ]; then git worktree remove --force "$work/baseline-src"; fi
+}
+trap 'stop_all; remove_baseline; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
 log() { echo "== $*" >&2; }
@@ -96,6 +124,16 @@ log() { echo "== $*" >&2; }
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# --- the baseline build ---------------------------------------------------------------------
+if [ -n "$baseline" ]; then
+  log "building the baseline $baseline in $work/baseline-src"
+  git worktree add -q --detach "$work/baseline-src" "$baseline"
+  cmake -S "$work/baseline-src" -B "$work/baseline-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DBUILD_TESTING=OFF >/dev/null
+  cmake --build "$work/baseline-build" >/dev/null
+  baseline_kawipiko="$work/baseline-build/app/kawipiko"
+fi
 
 # --- data sets --------------------------------------------------------------------------------
 log "preparing the data sets in $work"
@@ -118,6 +156,14 @@ while IFS= read -r -d '' file; do
   if ((packed * 10 > plain * 9 || plain - packed < 64)); then rm "$work/docs-nginx/$file.gz"; fi
 done <"$work/gz-candidates"
 
+# One certificate for both servers: ECDSA P-256, self-signed for 127.0.0.1 and localhost (curl
+# checks it against itself; s_time and wrk do not verify).
+mkdir -p "$work/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$work/tls/key.pem" \
+  -out "$work/tls/certificate.pem" 2>/dev/null
+cat "$work/tls/certificate.pem" "$work/tls/key.pem" >"$work/tls/bundle.pem"
+
 # The archives live in the build folder: a rebuild reuses their compressed variants (brotli at
 # level 11 takes about a minute on 2 cores the first time).
 archives="$build/http-archives"
@@ -132,38 +178,55 @@ build_archive "$work/docs" docs-gzip gzip
 build_archive "$work/docs" docs-brotli brotli
 
 # --- servers ----------------------------------------------------------------------------------
-declare -A port server_pids  # by server name
+declare -A port server_pids  # by server name; a name ending in -tls is an https listener
+curl_tls=(--cacert "$work/tls/certificate.pem")
 
-# Waits until 127.0.0.1:<port><path> answers 200 (10 s at most).
-wait_ready() {
-  local i
+url_of() { # <server> <path>
+  local scheme=http
+  [[ $1 == *-tls ]] && scheme=https
+  echo "$scheme://127.0.0.1:${port[$1]}$2"
+}
+
+# Waits until <server> answers 200 at <path> (10 s at most).
+wait_ready() { # <server> <path>
+  local i url
+  url=$(url_of "$1" "$2")
   for ((i = 0; i < 200; i++)); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1$2" || true)" = 200 ]; then return 0; fi
+    if [ "$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$url" || true)" = 200 ]; then return 0; fi
     sleep 0.05
   done
-  echo "run-http.sh: error: nothing answers on 127.0.0.1:$1$2" >&2
+  echo "run-http.sh: error: nothing answers at $url" >&2
   exit 1
 }
 
-start_kawipiko() { # <name> <archive> [serve options...]
-  local name=$1 archive=$2
+start_kawipiko() { # <name> <archive> [serve options...]; <name>-tls: an https listener only
+  local name=$1 archive=$2 binary=$kawipiko
   shift 2
+  [[ $name == baseline-* ]] && binary=$baseline_kawipiko
   port[$name]=$(free_port)
-  taskset -c 0 "$kawipiko" serve --archive "$archives/$archive.cdb" --bind "127.0.0.1:${port[$name]}" \
+  local listen=(--bind "127.0.0.1:${port[$name]}")
+  [[ $name == *-tls ]] &&
+    listen=(--bind-tls "127.0.0.1:${port[$name]}" --tls-bundle "$work/tls/bundle.pem")
+  taskset -c 0 "$binary" serve --archive "$archives/$archive.cdb" "${listen[@]}" \
     --threads 1 --quiet --max-requests-per-connection "$keepalive_requests" "$@" &
   pids+=($!)
   server_pids[$name]=$!
 }
 
-# nginx, with its pid, logs and temp paths under $work/<name>; sets port[<name>-hello],
-# port[<name>-docs] and port[<name>-big], and server_pids[<name>] to its master and worker.
-start_nginx() { # <name>
-  local name=$1 master worker site
-  for site in hello docs big; do port[$name-$site]=$(free_port); done
+# nginx, with its pid, logs and temp paths under $work/<name>; sets port[<name>-<site>] for the
+# sites hello, docs, big, hello-tls and docs-tls (https; not with "plain"), and server_pids[<name>]
+# (and server_pids[<name>-<site>]) to its master and worker.
+nginx_sites=(hello docs big hello-tls docs-tls)
+start_nginx() { # <name> [plain]
+  local name=$1 master worker site tls=
+  [ "${2:-}" = plain ] && tls='/@TLS_BEGIN@/,/@TLS_END@/d'
+  for site in "${nginx_sites[@]}"; do port[$name-$site]=$(free_port); done
   sed -e "s|@WORK@|$work/$name|g" -e "s|@PORT_HELLO@|${port[$name-hello]}|" \
     -e "s|@PORT_DOCS@|${port[$name-docs]}|" -e "s|@PORT_BIG@|${port[$name-big]}|" \
+    -e "s|@PORT_HELLO_TLS@|${port[$name-hello-tls]}|" -e "s|@PORT_DOCS_TLS@|${port[$name-docs-tls]}|" \
+    -e "s|@TLS_CERTIFICATE@|$work/tls/certificate.pem|" -e "s|@TLS_KEY@|$work/tls/key.pem|" \
     -e "s|@KEEPALIVE_REQUESTS@|$keepalive_requests|" \
-    -e "s|worker_rlimit_nofile .*;|worker_rlimit_nofile $(ulimit -n);|" \
+    -e "s|worker_rlimit_nofile .*;|worker_rlimit_nofile $(ulimit -n);|" ${tls:+-e "$tls"} \
     bench/nginx.conf.in >"$work/$name.conf"
   mkdir -p "$work/$name/nginx-temp"
   chmod 755 "$work/$name"
@@ -171,10 +234,10 @@ start_nginx() { # <name>
   taskset -c 0 nginx -p "$work/$name" -e "$work/$name/nginx-error.log" -c "$work/$name.conf" &
   master=$!
   pids+=("$master")
-  wait_ready "${port[$name-hello]}" /index.html
+  wait_ready "$name-hello" /index.html
   worker=$(pgrep -P "$master" | head -1)
   server_pids[$name]="$master $worker"
-  for site in hello docs big; do server_pids[$name-$site]=${server_pids[$name]}; done
+  for site in "${nginx_sites[@]}"; do server_pids[$name-$site]=${server_pids[$name]}; done
 }
 
 log "starting the servers (CPU 0)"
@@ -183,15 +246,24 @@ start_kawipiko kawipiko-docs docs-identity
 start_kawipiko kawipiko-gzip docs-gzip
 start_kawipiko kawipiko-br docs-brotli
 start_kawipiko kawipiko-big big
+start_kawipiko kawipiko-hello-tls hello
+start_kawipiko kawipiko-gzip-tls docs-gzip
+if [ -n "$baseline" ]; then
+  start_kawipiko baseline-hello hello
+  start_kawipiko baseline-docs docs-identity
+  start_kawipiko baseline-gzip docs-gzip
+fi
 port[floor]=$(free_port)
 taskset -c 0 "$work/floor" "${port[floor]}" &
 pids+=($!)
 server_pids[floor]=$!
 start_nginx nginx
-for name in kawipiko-hello kawipiko-docs kawipiko-gzip kawipiko-br floor; do
-  wait_ready "${port[$name]}" /index.html
+for name in kawipiko-hello kawipiko-docs kawipiko-gzip kawipiko-br floor \
+  kawipiko-hello-tls kawipiko-gzip-tls nginx-hello-tls nginx-docs-tls \
+  ${baseline:+baseline-hello baseline-docs baseline-gzip}; do
+  wait_ready "$name" /index.html
 done
-wait_ready "${port[kawipiko-big]}" /blob.bin
+wait_ready kawipiko-big /blob.bin
 
 # --- what is measured -------------------------------------------------------------------------
 # scenario|label|server|path ("random" = wrk-random-paths.lua)|Accept-Encoding|expected coding
@@ -206,8 +278,21 @@ targets=(
   "docs-gz|kawipiko-br|kawipiko-br|random|gzip, br|br"
   "big|kawipiko|kawipiko-big|/blob.bin||"
   "big|nginx|nginx-big|/blob.bin||"
+  "tls-hello|kawipiko|kawipiko-hello-tls|/index.html||"
+  "tls-hello|nginx|nginx-hello-tls|/index.html||"
+  "tls-docs-gz|nginx-gzip_static|nginx-docs-tls|random|gzip|gzip"
+  "tls-docs-gz|kawipiko-gzip|kawipiko-gzip-tls|random|gzip|gzip"
 )
-scenarios=(hello docs docs-gz big)
+# New connections (openssl s_time, one request each on hello): label|server
+handshake_targets=("kawipiko|kawipiko-hello-tls" "nginx|nginx-hello-tls")
+if [ -n "$baseline" ]; then
+  targets+=(
+    "hello|baseline|baseline-hello|/index.html||"
+    "docs|baseline|baseline-docs|random||"
+    "docs-gz|baseline-gzip|baseline-gzip|random|gzip|gzip"
+  )
+fi
+scenarios=(hello docs docs-gz big tls-hello tls-docs-gz)
 
 # Checks one answer of every target before measuring: status 200, the expected coding and, when
 # it can be checked here, the body.
@@ -215,16 +300,48 @@ log "checking the answers"
 for target in "${targets[@]}"; do
   IFS='|' read -r scenario label server path accept coding <<<"$target"
   [ "$path" = random ] && path=/library/os.html
-  headers=$(curl -s -D - -o "$work/answer" ${accept:+-H "Accept-Encoding: $accept"} "http://127.0.0.1:${port[$server]}$path" | tr -d '\r')
+  headers=$(curl -s "${curl_tls[@]}" -D - -o "$work/answer" ${accept:+-H "Accept-Encoding: $accept"} "$(url_of "$server" "$path")" | tr -d '\r')
   status=$(head -1 <<<"$headers" | cut -d' ' -f2)
   got=$(sed -n 's/^[Cc]ontent-[Ee]ncoding: *//p' <<<"$headers")
-  source=$work/${scenario%-gz}$path
+  source=${scenario#tls-}
+  source=$work/${source%-gz}$path
   [ "$server" = floor ] && source=
   if [ "$coding" = gzip ]; then gunzip -c "$work/answer" >"$work/answer.plain" && mv "$work/answer.plain" "$work/answer"; fi
   if [ "$status" != 200 ] || [ "$got" != "$coding" ] || { [ -n "$source" ] && [ "$coding" != br ] && ! cmp -s "$work/answer" "$source"; }; then
     echo "run-http.sh: error: $label ($scenario) answered $path with status '$status', coding '$got' (want 200, '$coding'), or a wrong body" >&2
     exit 1
   fi
+done
+
+# Checks each https listener as the clients here meet it (OpenSSL's defaults, as wrk and s_time):
+# TLS 1.3, the same suite, group and certificate type on both servers, 200 to s_time's request
+# (HTTP/1.0: the server closes), and a second connection resumed from the first one's ticket.
+s_client_get() { # <server> [openssl s_client options...]: its report and the answer
+  local server=$1
+  shift
+  printf 'GET /index.html HTTP/1.0\r\n\r\n' |
+    timeout 10 openssl s_client -connect "127.0.0.1:${port[$server]}" -ign_eof "$@" 2>&1 || true
+}
+tls_negotiated=
+for server in kawipiko-hello-tls kawipiko-gzip-tls nginx-hello-tls nginx-docs-tls; do
+  rm -f "$work/tls/session"
+  first=$(s_client_get "$server" -sess_out "$work/tls/session")
+  again=$(s_client_get "$server" -sess_in "$work/tls/session")
+  version=$(sed -n 's/^New, \(TLSv1\.3\), Cipher is /\1 /p' <<<"$first")
+  group=$(sed -n 's/^Server Temp Key: \([^,]*\).*/\1/p' <<<"$first")
+  signature=$(sed -n 's/^Peer signature type: //p' <<<"$first")
+  negotiated="$version, $group, $signature certificate"
+  status=$(grep -m1 '^HTTP/1' <<<"$first" | cut -d' ' -f2)
+  if [ -z "$version" ] || [ "$status" != 200 ] || ! grep -q '^Reused, TLSv1\.3' <<<"$again"; then
+    echo "run-http.sh: error: $server over TLS: '$negotiated', status '$status'" \
+      "(want TLSv1.3, 200, and a resumed second connection)" >&2
+    exit 1
+  fi
+  if [ -n "$tls_negotiated" ] && [ "$negotiated" != "$tls_negotiated" ]; then
+    echo "run-http.sh: error: $server negotiates '$negotiated', another server '$tls_negotiated'" >&2
+    exit 1
+  fi
+  tls_negotiated=$negotiated
 done
 
 # Sum of utime+stime, in clock ticks, of the given PIDs (the comm field may hold spaces).
@@ -238,24 +355,31 @@ cpu_ticks() {
   echo "$total"
 }
 
+check_alive() { # <label> <what ran> <pids...>
+  local label=$1 what=$2 pid
+  shift 2
+  for pid in "$@"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "run-http.sh: error: $label (PID $pid) died during $what" >&2
+      exit 1
+    fi
+  done
+}
+
 # run_wrk <round|warmup> <scenario> <label> <server> <path> <accept> <connections> <seconds>
 run_wrk() {
   local round=$1 scenario=$2 label=$3 server=$4 path=$5 accept=$6 conns=$7 seconds=$8
-  local script=bench/wrk-report.lua url="http://127.0.0.1:${port[$server]}$path" before after output line
+  local script=bench/wrk-report.lua url before after output line
+  url=$(url_of "$server" "$path")
   local -a cpu_pids
   read -r -a cpu_pids <<<"${server_pids[$server]}"
-  if [ "$path" = random ]; then script=bench/wrk-random-paths.lua url="http://127.0.0.1:${port[$server]}/"; fi
+  if [ "$path" = random ]; then script=bench/wrk-random-paths.lua url=$(url_of "$server" /); fi
   before=$(cpu_ticks "${cpu_pids[@]}")
   output=$(BENCH_PATHS="$work/docs-paths.txt" BENCH_SEED=1 BENCH_DIR=bench \
     taskset -c 1 wrk -t1 -c"$conns" -d"${seconds}s" --timeout 10s -s "$script" \
     ${accept:+-H "Accept-Encoding: $accept"} "$url" 2>&1) || true
   after=$(cpu_ticks "${cpu_pids[@]}")
-  for pid in "${cpu_pids[@]}"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "run-http.sh: error: $label (PID $pid) died during $scenario at $conns connections" >&2
-      exit 1
-    fi
-  done
+  check_alive "$label" "$scenario at $conns connections" "${cpu_pids[@]}"
   [ "$round" = warmup ] && return 0
   line=$(grep '^WRK ' <<<"$output" || true)
   if [ -z "$line" ]; then
@@ -267,9 +391,52 @@ run_wrk() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$scenario" "$conns" "$label" \
     "${v[requests]}" "${v[duration_us]}" "${v[bytes]}" "${v[p50_us]}" "${v[p99_us]}" \
     "${v[errors]}" "${v[non2xx]}" "$((after - before))" >>"$results/runs.tsv"
-  printf '   round %s %-8s c=%-5s %-18s %9.0f req/s  p99 %6.2f ms  errors %s  non2xx %s\n' "$round" \
+  printf '   round %s %-11s c=%-5s %-18s %9.0f req/s  p99 %6.2f ms  errors %s  non2xx %s\n' "$round" \
     "$scenario" "$conns" "$label" "$(bc -l <<<"${v[requests]} * 1000000 / ${v[duration_us]}")" \
     "$(bc -l <<<"${v[p99_us]} / 1000")" "${v[errors]}" "${v[non2xx]}" >&2
+}
+
+# New connections, one at a time, each a GET /index.html over HTTP/1.0 that the server answers
+# and closes, with openssl s_time for <seconds>: tls-new a full handshake each (-new), tls-resumed
+# each resuming a session from a ticket (-reuse). The connection count in the table is 1.
+# run_s_time <round|warmup> <tls-new|tls-resumed> <label> <server> <seconds>
+run_s_time() {
+  local round=$1 scenario=$2 label=$3 server=$4 seconds=$5 mode=-new want='*' before after start end
+  local output line connections bytes marks
+  [ "$scenario" = tls-resumed ] && mode=-reuse want=r
+  local -a cpu_pids
+  read -r -a cpu_pids <<<"${server_pids[$server]}"
+  before=$(cpu_ticks "${cpu_pids[@]}")
+  # s_time's own clock counts whole seconds; the loop runs <seconds> to <seconds> + 1.
+  start=$(date +%s%N)
+  output=$(taskset -c 1 openssl s_time -connect "127.0.0.1:${port[$server]}" "$mode" -tls1_3 \
+    -time "$seconds" -www /index.html 2>&1) || true
+  end=$(date +%s%N)
+  after=$(cpu_ticks "${cpu_pids[@]}")
+  check_alive "$label" "$scenario" "${cpu_pids[@]}"
+  [ "$round" = warmup ] && return 0
+  # "<n> connections in <user s>s; <n/s> connections/user sec, bytes read <bytes>"
+  line=$(grep -E '^[0-9]+ connections in [0-9.]+s;' <<<"$output" || true)
+  if [ -z "$line" ]; then
+    echo "run-http.sh: warning: openssl s_time gave no result for $label $scenario:" \
+      "$(tail -3 <<<"$output")" >&2
+    return 0
+  fi
+  connections=${line%% *}
+  bytes=${line##* }
+  # One mark per connection, on lines of their own: '*' a full TLS 1.3 handshake, 'r' resumed.
+  marks=$(grep -E '^[*r]+$' <<<"$output" | tr -d '\n')
+  if [ -n "${marks//"$want"/}" ]; then
+    echo "run-http.sh: warning: $label $scenario: ${#marks} connections, of which" \
+      "$(tr -cd "$want" <<<"$marks" | wc -c) marked '$want' (want all)" >&2
+  fi
+  # No latency nor status counts from s_time: p50, p99 and non2xx stay empty; it stops at the
+  # first failed connection, so a result means no errors.
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$scenario" 1 "$label" \
+    "$connections" "$(((end - start) / 1000))" "$bytes" "" "" 0 "" "$((after - before))" \
+    >>"$results/runs.tsv"
+  printf '   round %s %-11s c=%-5s %-18s %9.0f conn/s\n' "$round" "$scenario" 1 "$label" \
+    "$(bc -l <<<"$connections * 1000000000 / ($end - $start)")" >&2
 }
 
 {
@@ -277,13 +444,20 @@ run_wrk() {
   echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r)"
   echo "# kawipiko $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- lib app 2>/dev/null || echo ' (modified)'), $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(dpkg-query -W -f='${Version}' wrk)"
   echo "# command: $command"
+  [ -n "$baseline" ] && echo "# baseline: kawipiko $(git rev-parse --short "$baseline")"
   echo "# servers on CPU 0, wrk -t1 on CPU 1; docs: $(wc -l <"$work/docs-paths.txt") pages requested at random (seeded)"
+  echo "# TLS: $tls_negotiated (P-256, self-signed) on both servers, session tickets;" \
+    "tls-new/tls-resumed: $(openssl version | cut -d' ' -f1-2) s_time on CPU 1"
 } >"$results/meta.txt"
 
 log "warming up (${warmup} s per target, not recorded)"
 for target in "${targets[@]}"; do
   IFS='|' read -r scenario label server path accept coding <<<"$target"
   run_wrk warmup "$scenario" "$label" "$server" "$path" "$accept" 16 "$warmup"
+done
+for target in "${handshake_targets[@]}"; do
+  IFS='|' read -r label server <<<"$target"
+  run_s_time warmup tls-new "$label" "$server" "$warmup"
 done
 
 for ((round = 1; round <= rounds; round++)); do
@@ -299,6 +473,12 @@ for ((round = 1; round <= rounds; round++)); do
         IFS='|' read -r _ label server path accept coding <<<"${mine[(i + round - 1) % ${#mine[@]}]}"
         run_wrk "$round" "$scenario" "$label" "$server" "$path" "$accept" "$conns" "$duration"
       done
+    done
+  done
+  for scenario in tls-new tls-resumed; do
+    for ((i = 0; i < ${#handshake_targets[@]}; i++)); do
+      IFS='|' read -r label server <<<"${handshake_targets[(i + round - 1) % ${#handshake_targets[@]}]}"
+      run_s_time "$round" "$scenario" "$label" "$server" "$duration"
     done
   done
 done
@@ -320,10 +500,10 @@ hold() { # <label> <port> <pids...>
   echo "   $line" >&2
 }
 start_kawipiko kawipiko-hold docs-identity
-wait_ready "${port[kawipiko-hold]}" /index.html
+wait_ready kawipiko-hold /index.html
 hold kawipiko "${port[kawipiko-hold]}" ${server_pids[kawipiko-hold]}
 stop_all
-start_nginx nginx-hold
+start_nginx nginx-hold plain
 hold nginx "${port[nginx-hold-docs]}" ${server_pids[nginx-hold]}
 stop_all
 

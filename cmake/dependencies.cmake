@@ -12,8 +12,9 @@ find_package(ZLIB REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(BROTLI REQUIRED IMPORTED_TARGET libbrotlienc libbrotlidec)
 
-# SHA-256 for content hashes and ETags: libcrypto is hardware-accelerated and well kept.
-find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+# SHA-256 for content hashes and ETags (libcrypto: hardware-accelerated and well kept), and TLS
+# (libssl).
+find_package(OpenSSL REQUIRED COMPONENTS Crypto SSL)
 
 if(BUILD_TESTING)
   find_package(Catch2 2.13 REQUIRED)

@@ -15,23 +15,11 @@ constexpr std::string_view without_weak_prefix(std::string_view tag) noexcept {
   return tag;
 }
 
-}  // namespace
+enum class comparison { weak, strong };
 
-bool is_strong_etag(std::string_view tag) noexcept {
-  if (tag.size() < 2 || tag.front() != '"' || tag.back() != '"') return false;
-  for (const char ch : tag.substr(1, tag.size() - 2)) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 0x21 || c == '"' || c == 0x7f) return false;
-  }
-  return true;
-}
-
-bool if_none_match(std::string_view header, std::string_view etag) noexcept {
-  header = trim(header);
-  if (header == "*") return true;
-  const std::string_view wanted = without_weak_prefix(etag);
-  if (!is_strong_etag(wanted)) return false;
-
+// Whether the entity-tag list `header` holds `wanted` (a strong tag) under `how`. The one reading
+// of the list grammar for both preconditions.
+bool list_holds(std::string_view header, std::string_view wanted, comparison how) noexcept {
   // Walks the list by hand rather than splitting on ',': a comma is a valid etagc.
   std::size_t i = 0;
   while (i < header.size()) {
@@ -39,7 +27,8 @@ bool if_none_match(std::string_view header, std::string_view etag) noexcept {
       ++i;
       continue;
     }
-    if (header.substr(i).starts_with("W/")) i += 2;
+    const bool is_weak = header.substr(i).starts_with("W/");
+    if (is_weak) i += 2;
     bool is_valid = false;
     std::string_view tag;
     if (i < header.size() && header[i] == '"') {
@@ -55,9 +44,34 @@ bool if_none_match(std::string_view header, std::string_view etag) noexcept {
       if (i == std::string_view::npos) break;
       continue;
     }
-    if (tag == wanted) return true;
+    if (tag == wanted && (how == comparison::weak || !is_weak)) return true;
   }
   return false;
+}
+
+}  // namespace
+
+bool is_strong_etag(std::string_view tag) noexcept {
+  if (tag.size() < 2 || tag.front() != '"' || tag.back() != '"') return false;
+  for (const char ch : tag.substr(1, tag.size() - 2)) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x21 || c == '"' || c == 0x7f) return false;
+  }
+  return true;
+}
+
+bool if_none_match(std::string_view header, std::string_view etag) noexcept {
+  header = trim(header);
+  if (header == "*") return true;
+  const std::string_view wanted = without_weak_prefix(etag);
+  return is_strong_etag(wanted) && list_holds(header, wanted, comparison::weak);
+}
+
+bool if_match(std::string_view header, std::string_view etag) noexcept {
+  header = trim(header);
+  if (header == "*") return true;
+  // A weak stored tag fails is_strong_etag: it can never match strongly.
+  return is_strong_etag(etag) && list_holds(header, etag, comparison::strong);
 }
 
 }  // namespace kawipiko::http

@@ -18,6 +18,10 @@ constexpr std::string_view security_lines =
     "Referrer-Policy: strict-origin-when-cross-origin\r\n"
     "X-Frame-Options: SAMEORIGIN\r\n";
 
+// A year, as RFC 6797 §11.2 suggests; without includeSubDomains, which would commit hosts this
+// server does not know of.
+constexpr std::string_view hsts_line = "Strict-Transport-Security: max-age=31536000\r\n";
+
 constexpr std::size_t max_ranges = 16;
 
 // The variant the client prefers among those stored; identity when it accepts none of them
@@ -58,7 +62,7 @@ std::string_view content_type_line(const archive::variant& v) noexcept {
 struct reply {
   output& out;
   std::string_view date;
-  bool security_headers;
+  const answer_settings& settings;
   body_mode body;
   bool close;            // "Connection: close", and the connection ends after the answer
   bool says_keep_alive;  // an HTTP/1.0 client is told when the connection stays
@@ -67,7 +71,8 @@ struct reply {
   void start(unsigned status) noexcept {
     out.text(status_line(status));
     out.text(date);
-    if (security_headers) out.text(security_lines);
+    if (settings.security_headers) out.text(security_lines);
+    if (settings.hsts) out.text(hsts_line);
   }
 
   // The Connection line when one is due, then the blank line that ends the header. A refusal
@@ -131,6 +136,54 @@ response_info redirect(reply& r, std::string_view target, const archive::variant
   } else {
     r.out.view(v.block);
   }
+  r.end_header();
+  return r.info(308);
+}
+
+// Whether `host` is a Host field value that can go into a Location: a name or address and an
+// optional port (RFC 9110 §7.2: uri-host [ ":" port ]), nothing that would change the URL.
+bool is_plain_host(std::string_view host) noexcept {
+  if (host.empty()) return false;
+  for (const char c : host) {
+    const bool fits = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
+    if (!fits) return false;
+  }
+  return true;
+}
+
+// The host of a Host field value without its port ("[::1]:8080" -> "[::1]").
+std::string_view without_port(std::string_view host) noexcept {
+  const auto colon = host.rfind(':');
+  const auto bracket = host.rfind(']');
+  if (colon == std::string_view::npos || (bracket != std::string_view::npos && bracket > colon)) {
+    return host;
+  }
+  return host.substr(0, colon);
+}
+
+// --https-redirect: 308 to the same target on https, on the TLS listener's port.
+response_info https_redirect(reply& r, const request& req, unsigned port) noexcept {
+  if (!is_plain_host(req.host)) return error(r, 400);
+  // Absolute-form ("http://host/path"): its path and query only.
+  auto target = req.target;
+  if (!target.starts_with('/')) {
+    const auto authority = target.find("//");
+    const auto path =
+        authority == std::string_view::npos ? authority : target.find('/', authority + 2);
+    target = path == std::string_view::npos ? std::string_view("/") : target.substr(path);
+  }
+  // The Location is copied into the batch, whose room per response is bounded.
+  if (req.host.size() + target.size() > output::max_query) return error(r, 414);
+  r.start(308);
+  r.out.text("Location: https://");
+  r.out.text(without_port(req.host));
+  if (port != 443) {
+    r.out.text(":");
+    r.out.number(port);
+  }
+  r.out.text(target);
+  r.out.text("\r\nContent-Length: 0\r\n");
   r.end_header();
   return r.info(308);
 }
@@ -319,6 +372,8 @@ std::string_view status_line(unsigned status) noexcept {
       return "HTTP/1.1 405 Method Not Allowed\r\n";
     case 408:
       return "HTTP/1.1 408 Request Timeout\r\n";
+    case 412:
+      return "HTTP/1.1 412 Precondition Failed\r\n";
     case 413:
       return "HTTP/1.1 413 Content Too Large\r\n";
     case 414:
@@ -331,6 +386,8 @@ std::string_view status_line(unsigned status) noexcept {
       return "HTTP/1.1 501 Not Implemented\r\n";
     case 503:
       return "HTTP/1.1 503 Service Unavailable\r\n";
+    case 505:
+      return "HTTP/1.1 505 HTTP Version Not Supported\r\n";
     default:
       return "HTTP/1.1 500 Internal Server Error\r\n";
   }
@@ -340,16 +397,19 @@ response_info handler::respond(const request& req, connection_end end, std::stri
                                output& out) noexcept {
   reply r{.out = out,
           .date = date,
-          .security_headers = security_headers_,
+          .settings = settings_,
           .body = req.verb == method::head ? body_mode::head_only : body_mode::with_body,
           .close = end == connection_end::close || !req.keep_alive,
           .says_keep_alive = req.version == 10};
+  if (req.verb == method::unknown) return error(r, 501);
   if (req.verb == method::other) return error(r, 405);
+  if (settings_.https_port != 0) return https_redirect(r, req, settings_.https_port);
 
   std::size_t path_size = 0;
-  if (http::normalize_target(req.target, path_, path_size) != http::target_error::none) {
+  const auto bad_target = http::normalize_target(req.target, path_, path_size);
+  if (bad_target != http::target_error::none) {
     r.close = true;  // a client that sends such a target is not trusted with the next request
-    return error(r, 400);
+    return error(r, bad_target == http::target_error::too_long ? 414 : 400);
   }
   archive::entry entry;
   const auto found = look_up(site_, {path_.data(), path_size}, entry);
@@ -359,8 +419,11 @@ response_info handler::respond(const request& req, connection_end end, std::stri
   if (entry.status == 308) return redirect(r, req.target, entry.variants[0]);
   const auto& v = entry.variants[pick_variant(req, entry)];
   if (entry.status != 200) return stored_page(r, entry.status, v);
-  // If-None-Match (weak comparison) wins over Range. Without a stored ETag only "*" can match
-  // (the resource exists).
+  // The preconditions in RFC 9110 §13.2.2's order: If-Match (strong comparison), then
+  // If-None-Match (weak), then If-Range. Without a stored ETag only "*" can match (the resource
+  // exists). If-Unmodified-Since (and If-Modified-Since) are deliberately never read: the archive
+  // stores no modification dates, and §13.1.4 says a server without one must ignore the field.
+  if (req.has_if_match && !http::if_match(req.if_match, v.etag)) return error(r, 412);
   if (req.has_if_none_match && http::if_none_match(req.if_none_match, v.etag)) {
     return not_modified(r, v);
   }
@@ -371,7 +434,7 @@ response_info handler::respond_error(unsigned status, body_mode body, connection
                                      std::string_view date, output& out) noexcept {
   reply r{.out = out,
           .date = date,
-          .security_headers = security_headers_,
+          .settings = settings_,
           .body = body,
           .close = end == connection_end::close,
           .says_keep_alive = false};

@@ -18,7 +18,19 @@ struct limits {
   // descriptor limit allows (its hard limit, which the server raises itself to, minus what the
   // process has open and a few spare).
   std::size_t connections = 0;
-  bool timeouts = true;                              // --timeout-disable
+  bool timeouts = true;  // --timeout-disable
+};
+
+// TLS: its listener, where its certificate comes from (exactly one source), and what it changes
+// in the answers. Checked by serve::validate; the certificate is loaded by tls_context.
+struct tls_settings {
+  std::string bind_tls;         // "<ip>:<port>" of the TLS listener (as --bind); empty: none
+  std::string bundle;           // --tls-bundle: certificate, its chain and the key in one PEM
+  std::string public_pem;       // --tls-public: certificate, then its chain (PEM)
+  std::string private_pem;      // --tls-private: the certificate's private key (PEM)
+  bool self_signed = false;     // --tls-self-signed: an in-memory one for localhost, at start
+  bool hsts = false;            // --security-headers-tls: Strict-Transport-Security over TLS
+  bool https_redirect = false;  // --https-redirect: the plain listener answers 308 to https
 };
 
 struct options {
@@ -27,7 +39,7 @@ struct options {
   bool preload = false;        // --archive-preload
   bool index_paths = false;    // --index-paths / --index-data-meta: a path -> entry hash map
   bool index_content = false;  // --index-data-content: bodies in memory too (implies inmem)
-  std::string bind = "127.0.0.1:8080";
+  std::string bind = "127.0.0.1:8080";  // the plain listener; empty: none (TLS only)
   unsigned processes = 1;
   unsigned threads = 1;
   std::string profile_cpu;
@@ -36,6 +48,7 @@ struct options {
   bool quiet = false;  // no start-up line
   bool security_headers = true;
   struct limits limits;
+  tls_settings tls;
 };
 
 }  // namespace kawipiko::serve

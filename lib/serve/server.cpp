@@ -27,6 +27,7 @@
 #include "base/error.hpp"
 #include "base/unique_fd.hpp"
 #include "serve/site.hpp"
+#include "serve/tls_context.hpp"
 #include "serve/worker.hpp"
 
 namespace kawipiko::serve {
@@ -75,17 +76,19 @@ std::size_t descriptor_budget(rlim_t limit) {
   return total > open + spare ? total - open - spare : 1;
 }
 
-sigset_t stop_signals() {
+// SIGINT and SIGTERM stop the server, SIGHUP reloads the TLS certificates.
+sigset_t serve_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
 // Signals are taken synchronously (sigwait) by the main thread; every thread inherits the mask.
-void block_stop_signals() {
-  const sigset_t set = stop_signals();
+void block_serve_signals() {
+  const sigset_t set = serve_signals();
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 }
@@ -114,24 +117,39 @@ std::string describe_site(const site& s, const options& opts) {
   return what;
 }
 
+// Where the server listens (plain first, then TLS), the same in every process and thread; a port
+// 0 is resolved before any worker binds (hold_ephemeral_port).
+using listen_plan = std::vector<listener_spec>;
+
 // The start-up line, printed once a client may connect.
-void announce(const options& opts, const std::string& what, const tcp::endpoint& endpoint) {
+void announce(const options& opts, const std::string& what, const listen_plan& plan,
+              const tls_context* tls) {
   if (opts.quiet) return;
-  std::printf("kawipiko serve: serving %s on http://%s\n", what.c_str(),
-              describe(endpoint).c_str());
+  std::string where;
+  for (const auto& l : plan) {
+    if (!where.empty()) where += " and ";
+    where += (l.tls ? "https://" : "http://") + describe(l.endpoint);
+  }
+  std::printf("kawipiko serve: serving %s on %s\n", what.c_str(), where.c_str());
+  if (tls != nullptr && tls->is_self_signed()) {
+    std::printf(
+        "kawipiko serve: TLS certificate: self-signed for localhost, 127.0.0.1 and ::1, made at "
+        "start; SHA-256 fingerprint %s\n",
+        tls->fingerprint().c_str());
+  }
   std::fflush(stdout);
 }
 
 using workers_list = std::vector<std::unique_ptr<worker>>;
 
-// One worker per thread, each listening. Port 0: the first worker's ephemeral port is everyone's,
-// and `endpoint` is set to it.
-workers_list start_workers(const site& s, const options& opts, tcp::endpoint& endpoint,
-                           std::atomic<std::size_t>& connections) {
+// One worker per thread, each with its own listening sockets.
+workers_list start_workers(const site& s, const options& opts, const listen_plan& plan,
+                           std::atomic<std::size_t>& connections, const tls_context* tls) {
+  tls_context_source source;
+  if (tls != nullptr) source = [tls] { return tls->current(); };
   workers_list workers;
   for (unsigned i = 0; i < opts.threads; ++i) {
-    workers.push_back(std::make_unique<worker>(s, opts, endpoint, connections));
-    if (i == 0) endpoint = workers.front()->local_endpoint();
+    workers.push_back(std::make_unique<worker>(s, opts, plan, connections, source));
   }
   return workers;
 }
@@ -150,35 +168,50 @@ void cap_connections(const workers_list& workers, const options& opts) {
   }
 }
 
-// Called once every worker of a process listens, with the endpoint they share.
-using on_listening = std::function<void(const tcp::endpoint&)>;
+// Called once every worker of a process listens.
+using on_listening = std::function<void()>;
+
+// SIGHUP: new handshakes use the certificate files as they are now; open connections go on with
+// the context they started with. A pair that does not load keeps the current one.
+void reload_certificates(tls_context* tls) {
+  if (tls == nullptr || tls->is_self_signed()) return;
+  try {
+    tls->reload();
+    std::fprintf(stderr, "kawipiko serve: TLS certificate reloaded (SHA-256 %s)\n",
+                 tls->fingerprint().c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kawipiko serve: warning: %s; keeping the current certificate\n",
+                 e.what());
+  }
+}
 
 // Runs the workers of one process until SIGINT/SIGTERM; the signals must be blocked already.
-int serve_process(const site& s, const options& opts, tcp::endpoint endpoint,
+int serve_process(const site& s, const options& opts, const listen_plan& plan, tls_context* tls,
                   const on_listening& listening) {
   std::atomic<std::size_t> connections{0};
-  const workers_list workers = start_workers(s, opts, endpoint, connections);
+  const workers_list workers = start_workers(s, opts, plan, connections, tls);
   cap_connections(workers, opts);
-  listening(endpoint);
+  listening();
   std::vector<std::thread> threads;
   for (const auto& w : workers) threads.emplace_back([&w] { w->run(); });
 
-  const sigset_t set = stop_signals();
+  const sigset_t set = serve_signals();
   int signal = 0;
-  ::sigwait(&set, &signal);
+  while (::sigwait(&set, &signal) == 0 && signal == SIGHUP) reload_certificates(tls);
   for (const auto& w : workers) w->stop();
   for (auto& t : threads) t.join();
   return 0;
 }
 
-// The supervisor of several processes: forwards SIGINT/SIGTERM, reports a worker process that
-// died and starts it again, and gives up (exit 1) when one keeps dying.
+// The supervisor of several processes: forwards SIGINT/SIGTERM and SIGHUP, reports a worker
+// process that died and starts it again, and gives up (exit 1) when one keeps dying.
 class supervisor {
  public:
-  supervisor(const site& s, const options& opts, const tcp::endpoint& endpoint)
+  supervisor(const site& s, const options& opts, const listen_plan& plan, tls_context* tls)
       : site_(s),
         opts_(opts),
-        endpoint_(endpoint),
+        plan_(plan),
+        tls_(tls),
         children_(opts.processes, -1),
         deaths_(opts.processes) {}
 
@@ -186,13 +219,17 @@ class supervisor {
   // exit code once they have all exited.
   int run(const std::string& what) {
     start_first_generation();
-    announce(opts_, what, endpoint_);
+    announce(opts_, what, plan_, tls_);
     // Signals stay blocked here too: sigtimedwait polls them between reaping children.
-    const sigset_t set = stop_signals();
+    const sigset_t set = serve_signals();
     while (alive_ > 0) {
       timespec tick{0, 100'000'000};
       const int signal = ::sigtimedwait(&set, nullptr, &tick);
-      if (signal > 0 && !stopping_) stop_all(signal);
+      if (signal == SIGHUP) {
+        signal_all(SIGHUP);  // each process has its own copy of the certificates
+      } else if (signal > 0 && !stopping_) {
+        stop_all(signal);
+      }
       reap_exited();
     }
     return exit_code_;
@@ -240,7 +277,7 @@ class supervisor {
     int code = 1;
     try {
       ready_read_.reset();
-      code = serve_process(site_, opts_, endpoint_, [this](const tcp::endpoint&) {
+      code = serve_process(site_, opts_, plan_, tls_, [this] {
         if (!ready_write_) return;
         const char ready = 1;
         (void)!::write(ready_write_.get(), &ready, 1);
@@ -255,6 +292,10 @@ class supervisor {
 
   void stop_all(int signal) {
     stopping_ = true;
+    signal_all(signal);
+  }
+
+  void signal_all(int signal) const {
     for (const pid_t pid : children_) {
       if (pid > 0) ::kill(pid, signal);
     }
@@ -304,7 +345,8 @@ class supervisor {
 
   const site& site_;
   const options& opts_;
-  tcp::endpoint endpoint_;
+  const listen_plan& plan_;
+  tls_context* tls_;
   std::vector<pid_t> children_;  // by slot; -1 while none runs
   std::vector<std::vector<time_point>> deaths_;
   base::unique_fd ready_read_;
@@ -314,9 +356,9 @@ class supervisor {
   int exit_code_ = 0;
 };
 
-// Several processes share one port through SO_REUSEPORT. An ephemeral port is chosen here, once,
-// by a socket that holds it (bound, not listening) while the children bind it too: `endpoint`
-// gets the port, the caller keeps the socket.
+// Every thread of every process binds its own socket to the same port (SO_REUSEPORT). An
+// ephemeral port is chosen here, once, by a socket that holds it (bound, not listening) while the
+// workers bind it too: `endpoint` gets the port, the caller keeps the socket.
 base::unique_fd hold_ephemeral_port(tcp::endpoint& endpoint) {
   base::unique_fd holder(::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
   const int on = 1;
@@ -340,11 +382,60 @@ void check_range(Number value, Number lowest, Number highest, std::string_view f
   }
 }
 
+// The plain listener, the TLS one, or both on two addresses.
+void validate_listeners(const options& opts) {
+  const std::string& tls = opts.tls.bind_tls;
+  if (opts.bind.empty() && tls.empty()) {
+    throw base::invalid_option("--bind or --bind-tls is required");
+  }
+  if (!opts.bind.empty()) (void)parse_bind(opts.bind);
+  if (tls.empty()) return;
+  const auto tls_endpoint = parse_bind(tls, "--bind-tls");
+  if (opts.bind.empty()) {
+    if (opts.tls.https_redirect) throw base::invalid_option("--https-redirect needs --bind");
+    return;
+  }
+  if (tls_endpoint.port() != 0 && parse_bind(opts.bind) == tls_endpoint) {
+    throw base::invalid_option("--bind and --bind-tls must be different addresses");
+  }
+}
+
+// A TLS listener takes its certificate from exactly one source; TLS flags need the listener.
+void validate_tls(const tls_settings& tls) {
+  const std::pair<bool, std::string_view> needs_listener[] = {
+      {!tls.bundle.empty(), "--tls-bundle"},       {!tls.public_pem.empty(), "--tls-public"},
+      {!tls.private_pem.empty(), "--tls-private"}, {tls.self_signed, "--tls-self-signed"},
+      {tls.hsts, "--security-headers-tls"},        {tls.https_redirect, "--https-redirect"},
+  };
+  if (tls.bind_tls.empty()) {
+    for (const auto& [given, flag] : needs_listener) {
+      if (given) throw base::invalid_option(std::string(flag) + " needs --bind-tls");
+    }
+    return;
+  }
+  if (tls.public_pem.empty() != tls.private_pem.empty()) {
+    throw base::invalid_option(tls.public_pem.empty() ? "--tls-private needs --tls-public"
+                                                      : "--tls-public needs --tls-private");
+  }
+  const int sources =
+      int{!tls.bundle.empty()} + int{!tls.public_pem.empty()} + int{tls.self_signed};
+  if (sources == 0) {
+    throw base::invalid_option(
+        "--bind-tls needs a certificate: --tls-bundle, --tls-public with --tls-private, or "
+        "--tls-self-signed");
+  }
+  if (sources > 1) {
+    throw base::invalid_option(
+        "--tls-bundle, --tls-public with --tls-private, and --tls-self-signed exclude each other");
+  }
+}
+
 }  // namespace
 
-tcp::endpoint parse_bind(const std::string& text) {
+tcp::endpoint parse_bind(const std::string& text, std::string_view flag) {
   const auto fail = [&]() -> tcp::endpoint {
-    throw base::invalid_option("invalid --bind '" + text + "' (expected <ip>:<port>)");
+    throw base::invalid_option("invalid " + std::string(flag) + " '" + text +
+                               "' (expected <ip>:<port>)");
   };
   const auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return fail();
@@ -387,23 +478,46 @@ void validate(const options& opts) {
                                  std::to_string(max_timeout.count()) + " seconds");
     }
   }
-  (void)parse_bind(opts.bind);
+  validate_tls(opts.tls);
+  validate_listeners(opts);
 }
+
+namespace {
+
+// The listeners of the command line, with their ports chosen (`holders` keep the ephemeral ones).
+listen_plan plan_listeners(const options& opts, std::vector<base::unique_fd>& holders) {
+  listen_plan plan;
+  const answer_settings plain_answers{.security_headers = opts.security_headers};
+  if (!opts.bind.empty()) plan.push_back({parse_bind(opts.bind), false, plain_answers});
+  if (!opts.tls.bind_tls.empty()) {
+    plan.push_back({parse_bind(opts.tls.bind_tls, "--bind-tls"),
+                    true,
+                    {.security_headers = opts.security_headers, .hsts = opts.tls.hsts}});
+  }
+  for (auto& l : plan) {
+    if (l.endpoint.port() == 0) holders.push_back(hold_ephemeral_port(l.endpoint));
+  }
+  if (opts.tls.https_redirect && plan.size() == 2)
+    plan[0].answers.https_port = plan[1].endpoint.port();
+  return plan;
+}
+
+}  // namespace
 
 int run(const options& opts) {
   validate(opts);
-  auto endpoint = parse_bind(opts.bind);
   raise_descriptor_limit();
+  std::vector<base::unique_fd> holders;
+  const listen_plan plan = plan_listeners(opts, holders);
+  // Made before any fork, so that every process shares its session-ticket keys.
+  const auto tls = make_tls_context(opts.tls, {"http/1.1"});
   const site s(opts);
   const std::string what = describe_site(s, opts);
-  block_stop_signals();
+  block_serve_signals();
   if (opts.processes == 1) {
-    return serve_process(s, opts, endpoint,
-                         [&](const tcp::endpoint& bound) { announce(opts, what, bound); });
+    return serve_process(s, opts, plan, tls.get(), [&] { announce(opts, what, plan, tls.get()); });
   }
-  base::unique_fd holder;
-  if (endpoint.port() == 0) holder = hold_ephemeral_port(endpoint);
-  return supervisor(s, opts, endpoint).run(what);
+  return supervisor(s, opts, plan, tls.get()).run(what);
 }
 
 }  // namespace kawipiko::serve

@@ -5,17 +5,23 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <string>
+#include <string_view>
 
 #include "serve/options.hpp"
 
 namespace kawipiko::serve {
 
-// "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80". Throws base::invalid_option naming the value.
-[[nodiscard]] boost::asio::ip::tcp::endpoint parse_bind(const std::string& text);
+// "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80". Throws base::invalid_option naming `flag` and the
+// value.
+[[nodiscard]] boost::asio::ip::tcp::endpoint parse_bind(const std::string& text,
+                                                        std::string_view flag = "--bind");
 
 // Refuses options that run() cannot honour: an empty archive path, a profile with several
 // processes, --threads or --processes outside 1 to 1024, --header-limit outside 256 to 61440, a
-// timeout or the shutdown grace not in (0, 86400] seconds, a --bind parse_bind refuses. Throws
+// timeout or the shutdown grace not in (0, 86400] seconds, a --bind or --bind-tls parse_bind
+// refuses, neither of them, both on one address; and for TLS: --bind-tls without exactly one
+// certificate source (--tls-bundle, --tls-public with --tls-private, --tls-self-signed), a TLS
+// flag without --bind-tls, --https-redirect without both listeners. Throws
 // base::invalid_option naming the flag. run() calls it first; a command line may call it earlier
 // (before starting a profiler, say).
 void validate(const options& opts);

@@ -1,101 +1,122 @@
 #pragma once
-// One serving thread: its own io_context, its own SO_REUSEPORT listening socket, and the
-// connections it accepted. Nothing is shared with other workers but the immutable site and a
-// process-wide connection counter.
-//
-// Connections hold no buffer while idle: a worker waits for readability, reads into its own
-// buffer, answers every complete request in it with one writev, and keeps only the bytes of an
-// unfinished request (or of an unfinished write) with the connection. Timeouts are checked by
-// one coarse sweep per worker, not by a timer per connection.
-//
-// The loop is the worker's own epoll set: the listener (level-triggered) and the connections
-// (edge-triggered, each registered once), so a round of events costs one epoll_wait and a
-// request one recv and one writev (see session::wait_readable for why not Asio sockets). The
-// io_context holds the timers (timeout sweep, accept back-off) and stop()'s request; the loop
-// gives it a turn (poll) every few milliseconds.
+// One serving thread: its io_context (the thread's only event loop: sockets, timers and stop()
+// all go through it), its own SO_REUSEPORT listening socket, and the connections it accepted.
+// Nothing is shared with other workers but the immutable site and a process-wide connection
+// counter. Deadlines are checked by one sweep per worker every 250 ms, not by a timer per
+// connection.
 
-#include <sys/epoll.h>
+#include <openssl/ssl.h>
 
-#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/intrusive/list.hpp>
 #include <chrono>
-#include <cstdint>
+#include <cstddef>
+#include <functional>
 #include <memory>
 #include <span>
-#include <string>
 #include <vector>
 
+#include "serve/connection.hpp"
 #include "serve/date_line.hpp"
 #include "serve/handler.hpp"
 #include "serve/options.hpp"
 #include "serve/output.hpp"
 #include "serve/site.hpp"
+#include "serve/tls_transport.hpp"
 
 namespace kawipiko::serve {
 
-class session;
+// Where a TLS listener takes the context of each new connection. Certificates are reloaded on
+// SIGHUP: a connection keeps the context it started with (its SSL object holds a reference).
+using tls_context_source = std::function<std::shared_ptr<SSL_CTX>()>;
 
-class worker {
+// One listening socket of a worker: plain HTTP or TLS, and how its answers look.
+struct listener_spec {
+  boost::asio::ip::tcp::endpoint endpoint;
+  bool tls = false;
+  answer_settings answers;
+};
+
+class worker final : connection_owner {
  public:
-  // Binds (SO_REUSEPORT) and listens on `endpoint`. Throws std::system_error naming the address.
-  worker(const site& s, const options& opts, const boost::asio::ip::tcp::endpoint& endpoint,
-         std::atomic<std::size_t>& connections);
+  // Binds (SO_REUSEPORT) and listens on each endpoint; `tls` gives the TLS listeners their
+  // context (it may be empty when there is none). Throws std::system_error naming the address.
+  worker(const site& s, const options& opts, std::span<const listener_spec> listeners,
+         std::atomic<std::size_t>& connections, tls_context_source tls = {});
   ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
 
-  // Runs the event loop until stop() has drained the connections (or the grace ran out).
+  // Runs the io_context until stop() has drained the connections (or the grace ran out).
   void run();
   // Thread-safe: stop accepting, close idle connections, let in-flight responses finish within
   // the shutdown grace, then return from run().
   void stop();
 
-  [[nodiscard]] boost::asio::ip::tcp::endpoint local_endpoint() const;
+  // Where listener `index` (in the constructor's order) listens: the port, if it was 0.
+  [[nodiscard]] boost::asio::ip::tcp::endpoint local_endpoint(std::size_t index = 0) const;
 
   // Lowers the per-process connection cap (options' --max-connections) to `cap`; call before
   // run(). The server uses it to keep connections within the descriptor limit.
-  void limit_connections(std::size_t cap) noexcept { max_connections_ = std::min(max_connections_, cap); }
+  void limit_connections(std::size_t cap) noexcept {
+    max_connections_ = std::min(max_connections_, cap);
+  }
 
  private:
-  friend class session;
+  using connection_list = boost::intrusive::list<connection_base>;
 
-  void listen_for_connections(bool on);
-  void on_acceptable();
-  void turn(std::span<epoll_event> events, int ready);
-  void read_again(session& s) noexcept;
-  void bury(session& s) noexcept;
-  void reap() noexcept;
+  struct listener {
+    listener(boost::asio::ip::tcp::acceptor socket, const listener_spec& spec, const site& s,
+             const options& opts, output& out, date_line& date, std::span<char> buffer,
+             connection_owner& owner)
+        : acceptor(std::move(socket)),
+          protocol(spec.endpoint.protocol()),
+          tls(spec.tls),
+          answers(s, spec.answers),
+          context{{answers, opts}, out, date, buffer, owner} {}
+
+    boost::asio::ip::tcp::acceptor acceptor;
+    boost::asio::ip::tcp protocol;  // of the connections it accepts
+    bool tls;
+    handler answers;
+    connection_context context;  // what its connections are lent
+  };
+
+  void do_accept(listener& l);
+  void on_acceptable(listener& l, const boost::system::error_code& ec);
+  void back_off_accepting(int error);
+  void admit(listener& l, int fd);
+  template <class Transport, class... Args>
+  void start_connection(connection_context& context, Args&&... args);
   void do_sweep();
-  void on_sweep(const boost::system::error_code& ec);
+  void on_sweep();
   void begin_drain();
-  void remember(session& s) noexcept;
-  void forget(session& s) noexcept;
+  void on_done(connection_base& c) noexcept override;
 
   const options& options_;
-  std::atomic<std::size_t>& connections_;
+  std::atomic<std::size_t>& process_connections_;  // every worker's, for the cap
   std::size_t max_connections_;
-  // One thread runs it; only posting (stop()) comes from another, so the reactor's per-socket
-  // locking is off and the scheduler's stays on.
-  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  boost::asio::ip::tcp::acceptor acceptor_;
-  int epoll_fd_ = -1;  // the loop: the listener and the connections
-  std::atomic<bool> stop_requested_{false};
+  // One thread runs it and nothing else touches it (stop() wakes it through stop_signal_), so
+  // Asio's locking is off, in the scheduler as in the reactor.
+  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
+  boost::asio::posix::stream_descriptor stop_signal_;  // an eventfd, which it owns
+  const int stop_fd_;  // the same eventfd, for stop() to write to from another thread
+  std::vector<std::unique_ptr<listener>> listeners_;
+  tls_context_source tls_;
   boost::asio::steady_timer sweep_timer_;
   boost::asio::steady_timer accept_timer_;
-  handler handler_;
   output output_;
   date_line date_;
   std::vector<char> read_buffer_;
-  session* sessions_ = nullptr;  // a doubly linked list through the sessions themselves
-  session* closed_ = nullptr;    // closed, deleted after the current round (a list too)
-  session* again_first_ = nullptr;  // sessions with input left to read, in order
-  session* again_last_ = nullptr;
+  std::unique_ptr<tls_buffers> tls_buffers_;  // with a TLS listener only
+  connection_list connections_;               // owned: deleted when done, or with the worker
   bool draining_ = false;
-  std::chrono::steady_clock::time_point drain_deadline_{};
-  std::chrono::steady_clock::time_point next_accept_warning_{};  // accept errors: one line per 10 s
+  coarse_clock::time_point drain_deadline_{};
+  coarse_clock::time_point next_accept_warning_{};  // accept errors: one line per 10 s
 };
 
 }  // namespace kawipiko::serve

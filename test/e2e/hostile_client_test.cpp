@@ -56,24 +56,20 @@ void check_as_parsed(unsigned short port, const std::string& bytes) {
       CHECK(c.buffered().empty());
       return;
     }
-    case serve::parse_status::too_large:
-      return check_refused(port, bytes, 431);
-    case serve::parse_status::has_body:
-      return check_refused(port, bytes, 413);
-    case serve::parse_status::bad_request:
-    case serve::parse_status::bad_framing:
-      return check_refused(port, bytes, 400);
     case serve::parse_status::complete:
       break;
+    default:  // 400, 413, 414, 431, 505
+      return check_refused(port, bytes, serve::refusal_status(parsed.status));
   }
   // A request: an answer from the handler (never a 500: the archive is sound), which closes the
   // connection when the request asked for it or its target is refused.
   client c(port);
   c.send(bytes);
   const auto got = c.read_response(req.verb == serve::method::head);
-  static const std::set<unsigned> answers = {200, 206, 304, 308, 400, 404, 405, 414, 416};
+  static const std::set<unsigned> answers = {200, 206, 304, 308, 400, 404,
+                                             405, 412, 414, 416, 501};
   CHECK(answers.contains(got.status));
-  const bool closes = !req.keep_alive || got.status == 400;
+  const bool closes = !req.keep_alive || got.status == 400 || got.status == 414;
   const std::optional<std::string> connection =
       closes ? std::optional<std::string>("close")
              : (req.version == 10 ? std::optional<std::string>("keep-alive") : std::nullopt);
@@ -116,11 +112,11 @@ TEST_CASE(
       {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400},
       {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400},
       {"GET /\r\n\r\n", 400},
-      {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400},
+      {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
       {std::string("GET / HTTP/1.1\r\nHost: a\r\nX: a") + '\0' + "b\r\n\r\n", 400},
       {std::string("GET /") + '\0' + " HTTP/1.1\r\nHost: a\r\n\r\n", 400},
       {"GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(20000, 'x') + "\r\n\r\n", 431},
-      {"GET / HTTP/9.9\r\nHost: a\r\n\r\n", 400},
+      {"GET / HTTP/9.9\r\nHost: a\r\n\r\n", 505},
       {"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
       {"\r\n\r\n\r\n", 400},
       {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},

@@ -179,7 +179,7 @@ TEST_CASE("a refused request gets one answer and a close, and nothing behind it 
            {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", 400},
            {"GET /hello.txt HTTP/1.1\r\n\r\n", 400},
            {"GET /hello.txt HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
-           {"GET /hello.txt HTTP/2.0\r\nHost: x\r\n\r\n", 400},
+           {"GET /hello.txt HTTP/2.0\r\nHost: x\r\n\r\n", 505},
            // Raw control bytes in the target: refused by the parser or the target's check.
            {request("/a\x01z"), 400},
            {request("/a\x7fz"), 400},

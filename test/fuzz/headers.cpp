@@ -1,10 +1,10 @@
 // Fuzz target: the request header values the handler interprets: http::pick_encoding
-// (Accept-Encoding), http::parse_range (Range), http::if_range_matches (If-Range) and
-// http::if_none_match (If-None-Match). The input is text lines:
+// (Accept-Encoding), http::parse_range (Range), http::if_range_matches (If-Range),
+// http::if_match (If-Match) and http::if_none_match (If-None-Match). The input is text lines:
 //   <header value>
 //   <representation length, decimal> (optional: several fixed lengths are always tried too)
 //   <the resource's ETag>             (optional: "\"abc\"" otherwise)
-// Every function gets the header value, so one seed serves all four.
+// Every function gets the header value, so one seed serves all five.
 //
 // Checked: parse_range's ranges are sorted, disjoint and not adjacent, inside the length, at most
 // out.size() of them, and the answer agrees with a larger and a one-slot output; pick_encoding
@@ -181,6 +181,19 @@ void check_etags(std::string_view value, std::string_view etag) {
     KAWIPIKO_FUZZ_CHECK(http::if_none_match(bare, etag));
     KAWIPIKO_FUZZ_CHECK(http::if_none_match("W/" + std::string(bare), etag));
     KAWIPIKO_FUZZ_CHECK(http::if_none_match("\"x\", " + std::string(bare) + " ,", etag));
+  }
+
+  // Strong comparison: a match is a weak match too, never of a weak tag or a weak element.
+  const bool match = http::if_match(value, etag);
+  if (trim(value) == "*") KAWIPIKO_FUZZ_CHECK(match);
+  if (match) KAWIPIKO_FUZZ_CHECK(none_match);
+  if (match && trim(value) != "*") {
+    KAWIPIKO_FUZZ_CHECK(valid_tag && bare == etag && value.find(etag) != std::string_view::npos);
+  }
+  if (valid_tag && bare == etag) {
+    KAWIPIKO_FUZZ_CHECK(http::if_match(etag, etag));
+    KAWIPIKO_FUZZ_CHECK(http::if_match("\"x\", " + std::string(etag) + " ,", etag));
+    KAWIPIKO_FUZZ_CHECK(!http::if_match("W/" + std::string(etag), etag));
   }
 
   const bool range_matches = http::if_range_matches(value, etag);

@@ -70,6 +70,7 @@ serve::parse_result parse(std::string_view rest, std::size_t header_limit, serve
     const std::string_view header = rest.substr(0, parsed.consumed);
     KAWIPIKO_FUZZ_CHECK(is_inside(req.target, header) && !req.target.empty());
     KAWIPIKO_FUZZ_CHECK(is_inside(req.accept_encoding, header));
+    KAWIPIKO_FUZZ_CHECK(is_inside(req.if_match, header));
     KAWIPIKO_FUZZ_CHECK(is_inside(req.if_none_match, header));
     KAWIPIKO_FUZZ_CHECK(is_inside(req.range, header));
     KAWIPIKO_FUZZ_CHECK(is_inside(req.if_range, header));
@@ -84,7 +85,7 @@ serve::parse_result parse(std::string_view rest, std::size_t header_limit, serve
 // appends one `answer` per response.
 std::string converse(const serve::site& site, bool security_headers, std::string_view input,
                      std::vector<answer>& answers) {
-  serve::handler handler(site, security_headers);
+  serve::handler handler(site, serve::answer_settings{.security_headers = security_headers});
   const serve::limits limits;
   serve::output& out = *batch;
   std::string wire;
@@ -114,11 +115,9 @@ std::string converse(const serve::site& site, bool security_headers, std::string
         head = req.verb == serve::method::head;
         offset += parsed.consumed;
       } else {
-        const unsigned status = parsed.status == serve::parse_status::too_large  ? 431
-                                : parsed.status == serve::parse_status::has_body ? 413
-                                                                                 : 400;
-        info = handler.respond_error(status, serve::body_mode::with_body,
-                                     serve::connection_end::close, date, out);
+        info =
+            handler.respond_error(serve::refusal_status(parsed.status), serve::body_mode::with_body,
+                                  serve::connection_end::close, date, out);
         offset = input.size();
       }
       closing = info.close;

@@ -1,16 +1,32 @@
 #include "http/etag.hpp"
 
 #include <catch2/catch.hpp>
+#include <cstddef>
 #include <string_view>
 
+using kawipiko::http::if_match;
 using kawipiko::http::if_none_match;
 
+namespace {
+
+struct case_ {
+  std::string_view header;
+  bool matches;
+};
+
+// Checks `matches(header, "\"abc\"")` for each case.
+template <std::size_t N>
+void check_against_abc(bool (*matches)(std::string_view, std::string_view) noexcept,
+                       const case_ (&cases)[N]) {
+  for (const auto& c : cases) {
+    CAPTURE(c.header);
+    CHECK(matches(c.header, "\"abc\"") == c.matches);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("if_none_match compares entity-tag lists weakly", "[http][etag]") {
-  struct case_ {
-    std::string_view header;
-    bool matches;
-  };
-  constexpr std::string_view etag = "\"abc\"";
   constexpr case_ cases[] = {
       {"*", true},
       {" * ", true},
@@ -47,10 +63,7 @@ TEST_CASE("if_none_match compares entity-tag lists weakly", "[http][etag]") {
       {"\"\x01\", \"abc\"", true},
       {"\"abc\x01\"", false},
   };
-  for (const auto& c : cases) {
-    CAPTURE(c.header);
-    CHECK(if_none_match(c.header, etag) == c.matches);
-  }
+  check_against_abc(if_none_match, cases);
 }
 
 TEST_CASE("if_none_match treats a weak stored tag like its strong form", "[http][etag]") {
@@ -81,4 +94,45 @@ TEST_CASE("is_strong_etag accepts a quoted opaque-tag of visible bytes and nothi
     CAPTURE(tag);
     CHECK_FALSE(is_strong_etag(tag));
   }
+}
+
+TEST_CASE("if_match compares entity-tag lists strongly: a weak element never matches",
+          "[http][etag]") {
+  constexpr case_ cases[] = {
+      {"*", true},
+      {" * ", true},
+      {"\"abc\"", true},
+      {"  \"abc\"  ", true},
+      {"\"xyz\", \"abc\"", true},
+      {"\"xyz\" ,\t \"abc\" ", true},
+      {", ,\"abc\",", true},
+      {"\"a,b\", \"abc\"", true},
+      {"W/\"abc\"", false},  // weak: never equal under strong comparison
+      {"W/\"abc\", \"xyz\"", false},
+      {"W/\"abc\", \"abc\"", true},
+      {"\"xyz\"", false},
+      {"\"ABC\"", false},
+      {"\"ab\"", false},
+      {"", false},
+      {"abc", false},
+      {"abc, \"abc\"", true},
+      {"w/\"abc\"", false},
+      {"\"abc\"x", false},
+      {"\"abc", false},
+      {"*, \"xyz\"", false},
+      {"*, \"abc\"", true},
+  };
+  check_against_abc(if_match, cases);
+}
+
+TEST_CASE("if_match never matches a weak, invalid or missing stored tag except with *",
+          "[http][etag]") {
+  CHECK(if_match("*", ""));
+  CHECK(if_match("*", "W/\"abc\""));
+  CHECK_FALSE(if_match("\"\"", ""));
+  CHECK_FALSE(if_match("\"abc\"", ""));
+  CHECK_FALSE(if_match("\"abc\"", "W/\"abc\""));
+  CHECK_FALSE(if_match("W/\"abc\"", "W/\"abc\""));
+  CHECK_FALSE(if_match("abc", "abc"));
+  CHECK(if_match("\"\"", "\"\""));
 }

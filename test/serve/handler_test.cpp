@@ -12,6 +12,7 @@
 #include "serve/date_line.hpp"
 #include "serve/options.hpp"
 #include "serve/output.hpp"
+#include "serve/parser.hpp"
 #include "serve/site.hpp"
 #include "support/served_site.hpp"
 #include "support/server_process.hpp"
@@ -68,6 +69,29 @@ fixture& shared() {
   return f;
 }
 
+// An archive made with --exclude-etag: no stored tags.
+struct untagged_fixture {
+  temp_folder folder;
+  std::unique_ptr<serve::site> site;
+
+  untagged_fixture() {
+    folder.write("src/hello.txt", "hello");
+    archive::build_options options;
+    options.sources = (folder / "src").string();
+    options.archive = (folder / "site.cdb").string();
+    options.include_etag = false;
+    (void)archive::build(options);
+    serve::options opts;
+    opts.archive = options.archive;
+    site = std::make_unique<serve::site>(opts);
+  }
+};
+
+const serve::site& untagged() {
+  static untagged_fixture f;
+  return *f.site;
+}
+
 // The Date line the tests pass in: RFC 9110's example date.
 std::string_view test_date() {
   static serve::date_line line;
@@ -99,7 +123,8 @@ answer finish(const serve::response_info& info, const serve::output& out, bool h
 
 answer respond(const serve::request& req, bool closing = false, bool security = true,
                const serve::site* from = nullptr) {
-  serve::handler handler(from != nullptr ? *from : *shared().site, security);
+  serve::handler handler(from != nullptr ? *from : *shared().site,
+                         serve::answer_settings{.security_headers = security});
   auto out = std::make_unique<serve::output>();
   const auto end = closing ? serve::connection_end::close : serve::connection_end::as_requested;
   const auto info = handler.respond(req, end, test_date(), *out);
@@ -129,6 +154,11 @@ serve::request with_range(serve::request req, std::string_view range) {
 serve::request with_if_none_match(serve::request req, std::string_view tag) {
   req.has_if_none_match = true;
   req.if_none_match = tag;
+  return req;
+}
+serve::request with_if_match(serve::request req, std::string_view tags) {
+  req.has_if_match = true;
+  req.if_match = tags;
   return req;
 }
 serve::request with_if_range(serve::request req, std::string_view value) {
@@ -212,6 +242,20 @@ TEST_CASE("other methods get 405 with Allow: GET, HEAD and keep the connection",
   CHECK(a.response.field("X-Frame-Options") == "SAMEORIGIN");
 }
 
+TEST_CASE("unknown methods get 501 without Allow and keep the connection", "[serve][handler]") {
+  auto req = get("/hello.txt");
+  req.verb = serve::method::unknown;
+  const auto a = respond(req);
+  CHECK(a.info.status == 501);
+  CHECK(a.response.status_line == "HTTP/1.1 501 Not Implemented");
+  CHECK_FALSE(a.response.has("Allow"));
+  CHECK(a.response.body == "501 Not Implemented\n");
+  CHECK_FALSE(a.info.close);
+  CHECK_FALSE(a.response.has("Connection"));
+  req.target = "/nothing-here";  // whatever the target
+  CHECK(respond(req).info.status == 501);
+}
+
 TEST_CASE("origin-form and absolute-form targets are decoded and normalized before lookup",
           "[serve][handler]") {
   for (const char* target :
@@ -240,6 +284,19 @@ TEST_CASE("NUL, bad escapes, control characters and bad forms give 400 and close
     CHECK(a.response.field("Connection") == "close");
     CHECK(a.response.body == "400 Bad Request\n");
   }
+}
+
+TEST_CASE("a target whose path does not fit the path buffer gives 414 and closes",
+          "[serve][handler]") {
+  const std::string target = "/" + std::string(9000, 'a');
+  const auto a = respond(get(target));
+  CHECK(a.info.status == 414);
+  CHECK(a.response.status_line == "HTTP/1.1 414 URI Too Long");
+  CHECK(a.response.body == "414 URI Too Long\n");
+  CHECK(a.info.close);
+  CHECK(a.response.field("Connection") == "close");
+  // One that fits is looked up.
+  CHECK(respond(get("/" + std::string(8000, 'a'))).info.status == 404);
 }
 
 TEST_CASE("lookup follows the archive: index, alias, wildcard, error page, built-in 404",
@@ -463,6 +520,104 @@ TEST_CASE("If-None-Match with a matching tag, weak tag, list or * gives 304 with
   }
 }
 
+TEST_CASE("If-Match with the strong tag, a list holding it or * lets the request go on",
+          "[serve][handler]") {
+  const auto tag = etag_of("/hello.txt");
+  for (const std::string& value :
+       {tag, "\"nope\", " + tag, "W/\"nope\" ," + tag, std::string("*"), std::string(" * ")}) {
+    INFO(value);
+    const auto a = respond(with_if_match(get("/hello.txt"), value));
+    CHECK(a.info.status == 200);
+    CHECK(a.response.body == "hello");
+  }
+  // Then Range applies.
+  for (const std::string& value : {etag_of("/data.bin"), std::string("*")}) {
+    INFO(value);
+    const auto part = respond(with_range(with_if_match(get("/data.bin"), value), "bytes=0-9"));
+    CHECK(part.info.status == 206);
+    CHECK(part.response.body == data.substr(0, 10));
+  }
+  // Then If-None-Match decides: 304.
+  CHECK(respond(with_if_none_match(with_if_match(get("/hello.txt"), tag), tag)).info.status == 304);
+}
+
+TEST_CASE("a failing If-Match gives 412 before If-None-Match and Range, keeping the connection",
+          "[serve][handler]") {
+  const auto tag = etag_of("/hello.txt");
+  const std::string weak = "W/" + tag;
+  for (const std::string& value : {std::string("\"nope\""), weak, "\"nope\", " + weak,
+                                   tag.substr(1, tag.size() - 2), std::string("")}) {
+    INFO(value);
+    const auto a = respond(with_if_match(get("/hello.txt"), value));
+    CHECK(a.info.status == 412);
+    CHECK(a.response.status_line == "HTTP/1.1 412 Precondition Failed");
+    CHECK(a.response.body == "412 Precondition Failed\n");
+    CHECK(a.response.field("Content-Type") == "text/plain; charset=utf-8");
+    CHECK_FALSE(a.response.has("ETag"));
+    CHECK_FALSE(a.info.close);
+    CHECK_FALSE(a.response.has("Connection"));
+    const auto headed = respond(with_if_match(head("/hello.txt"), value));
+    CHECK(headed.info.status == 412);
+    CHECK(headed.response.body.empty());
+    CHECK(headed.info.body_bytes == 0);
+    CHECK(headed.response.field("Content-Length") == "24");
+    // Before If-None-Match (which would give 304) and Range (206).
+    CHECK(respond(with_if_none_match(with_if_match(get("/hello.txt"), value), tag)).info.status ==
+          412);
+    CHECK(respond(with_range(with_if_match(get("/hello.txt"), value), "bytes=0-1")).info.status ==
+          412);
+  }
+  // The tag of the variant that would be sent: the identity tag does not match the br answer.
+  const auto identity_tag = etag_of("/");
+  CHECK(respond(with_if_match(get("/"), identity_tag)).info.status == 200);
+  CHECK(respond(with_if_match(with_encoding(get("/"), "br"), identity_tag)).info.status == 412);
+  CHECK(respond(with_if_match(with_encoding(get("/"), "br"), etag_of("/", "br"))).info.status ==
+        200);
+  // A wildcard's page is a resource too.
+  CHECK(respond(with_if_match(get("/app/x"), "\"nope\"")).info.status == 412);
+  CHECK(respond(with_if_match(get("/app/x"), "*")).info.status == 200);
+}
+
+TEST_CASE("If-Match leaves redirects, error pages and 404s as they are", "[serve][handler]") {
+  for (const char* value : {"\"nope\"", "*"}) {
+    INFO(value);
+    CHECK(respond(with_if_match(get("/docs"), value)).info.status == 308);
+    const auto custom = respond(with_if_match(get("/private/missing"), value));
+    CHECK(custom.info.status == 404);
+    CHECK(custom.response.body == "custom not found");
+    CHECK(respond(with_if_match(get("/nothing/here"), value)).info.status == 404);
+  }
+}
+
+TEST_CASE("without stored ETags only If-Match: * matches", "[serve][handler]") {
+  const auto& site = untagged();
+  const auto plain = respond(get("/hello.txt"), false, true, &site);
+  REQUIRE(plain.info.status == 200);
+  REQUIRE_FALSE(plain.response.has("ETag"));
+  CHECK(respond(with_if_match(get("/hello.txt"), "*"), false, true, &site).info.status == 200);
+  for (const char* value : {"\"\"", "\"2cf24dba5fb0a30e26e83b2ac5b9e29e\"", "W/\"\"", ""}) {
+    INFO(value);
+    CHECK(respond(with_if_match(get("/hello.txt"), value), false, true, &site).info.status == 412);
+  }
+}
+
+TEST_CASE("If-Unmodified-Since is ignored: the archive stores no modification dates",
+          "[serve][handler]") {
+  // RFC 9110 §13.1.4: a server without a modification date for the resource must ignore it, even
+  // a date long past, which would fail against any date.
+  for (const std::string date :
+       {"Thu, 01 Jan 1970 00:00:00 GMT", "Sun, 06 Nov 1994 08:49:37 GMT", "garbage"}) {
+    INFO(date);
+    const std::string input =
+        "GET /hello.txt HTTP/1.1\r\nHost: x\r\nIf-Unmodified-Since: " + date + "\r\n\r\n";
+    serve::request req;
+    REQUIRE(serve::parse_request(input, 16 * 1024, req).status == serve::parse_status::complete);
+    const auto a = respond(req);
+    CHECK(a.info.status == 200);
+    CHECK(a.response.body == "hello");
+  }
+}
+
 TEST_CASE("a single byte range is answered with 206 and Content-Range", "[serve][handler]") {
   struct expectation {
     const char* range;
@@ -675,11 +830,11 @@ TEST_CASE("Connection follows the request's version, keep-alive wish and the clo
 TEST_CASE("refusals are short text answers that say whether the connection closes",
           "[serve][handler]") {
   const auto& site = *shared().site;
-  for (const unsigned status : {400u, 404u, 405u, 413u, 431u, 500u, 503u}) {
+  for (const unsigned status : {400u, 404u, 405u, 412u, 413u, 414u, 431u, 500u, 501u, 503u, 505u}) {
     INFO(status);
     for (const bool closing : {false, true}) {
       for (const bool is_head : {false, true}) {
-        serve::handler handler(site, true);
+        serve::handler handler(site, serve::answer_settings{});
         auto out = std::make_unique<serve::output>();
         const auto info = handler.respond_error(
             status, is_head ? serve::body_mode::head_only : serve::body_mode::with_body,
@@ -702,6 +857,8 @@ TEST_CASE("refusals are short text answers that say whether the connection close
   }
   CHECK(serve::status_line(431) == "HTTP/1.1 431 Request Header Fields Too Large\r\n");
   CHECK(serve::status_line(413) == "HTTP/1.1 413 Content Too Large\r\n");
+  CHECK(serve::status_line(412) == "HTTP/1.1 412 Precondition Failed\r\n");
+  CHECK(serve::status_line(505) == "HTTP/1.1 505 HTTP Version Not Supported\r\n");
 }
 
 TEST_CASE("a corrupt record gives 500 for its path while the others are served",
@@ -721,7 +878,7 @@ TEST_CASE("a corrupt record gives 500 for its path while the others are served",
 }
 
 TEST_CASE("responses appended to one batch stay whole and in order", "[serve][handler]") {
-  serve::handler handler(*shared().site, true);
+  serve::handler handler(*shared().site, serve::answer_settings{});
   auto out = std::make_unique<serve::output>();
   std::vector<std::string> expected;
   std::size_t n = 0;

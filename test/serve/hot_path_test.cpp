@@ -1,6 +1,7 @@
 // The steady-state request path allocates nothing: parse_request and handler::respond are run
-// over every kind of answer with the global operator new counting. A test binary of its own,
-// since it replaces operator new for the whole program.
+// over every kind of answer, and the HTTP/1.1 protocol over pipelined requests, with the global
+// operator new counting. A test binary of its own, since it replaces operator new for the whole
+// program.
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -12,6 +13,7 @@
 
 #include "archive/builder.hpp"
 #include "serve/handler.hpp"
+#include "serve/http1.hpp"
 #include "serve/parser.hpp"
 #include "support/temp_folder.hpp"
 
@@ -83,7 +85,7 @@ TEST_CASE("parsing and answering requests allocates nothing", "[serve][hot]") {
     opts.archive = build.archive;
     opts.index_paths = indexed;
     const serve::site site(opts);
-    serve::handler handler(site, true);
+    serve::handler handler(site, serve::answer_settings{});
     auto out_batch = std::make_unique<serve::output>();
     const std::vector<std::string> requests = {
         "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip, br\r\n\r\n",
@@ -118,4 +120,36 @@ TEST_CASE("parsing and answering requests allocates nothing", "[serve][hot]") {
     CHECK(answered == 3u * requests.size());
     CHECK(allocations.load() - before == 0);
   }
+}
+
+TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without allocating",
+          "[serve][hot]") {
+  temp_folder sources, out;
+  sources.write("index.html", compressible_text(2000));
+  archive::build_options build;
+  build.sources = sources.str();
+  build.archive = (out / "site.cdb").string();
+  build.codecs = {{archive::encoding::gzip, 1}};
+  build.jobs = 1;
+  archive::build(build);
+  serve::options opts;
+  opts.archive = build.archive;
+  const serve::site site(opts);
+  serve::handler handler(site, serve::answer_settings{});
+  serve::http1_context ctx{handler, opts};
+  serve::http1_protocol protocol;
+  auto out_batch = std::make_unique<serve::output>();
+  std::string batch;
+  for (int i = 0; i < 8; ++i) {
+    batch += "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n";
+    batch += "HEAD /index.html HTTP/1.1\r\nHost: a\r\n\r\n";
+  }
+  const auto before = allocations.load();
+  for (int round = 0; round < 100; ++round) {
+    const auto next = protocol.on_input(batch, false, "Date: x\r\n", ctx, *out_batch);
+    REQUIRE(next == serve::http1_protocol::next::read);
+    REQUIRE(protocol.idle());
+  }
+  CHECK(out_batch->parts().size() > 16);
+  CHECK(allocations.load() - before == 0);
 }

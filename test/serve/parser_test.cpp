@@ -25,6 +25,15 @@ parse_status status_of(std::string_view input, std::size_t header_limit = limit)
   return parse(input, header_limit).result.status;
 }
 
+// Every proper prefix of `full` needs more bytes; the whole of it is complete.
+void check_needs_more_until_complete(const std::string& full) {
+  for (std::size_t size = 0; size < full.size(); ++size) {
+    INFO(size);
+    CHECK(status_of(full.substr(0, size)) == parse_status::need_more);
+  }
+  CHECK(status_of(full) == parse_status::complete);
+}
+
 }  // namespace
 
 TEST_CASE("a complete request header is parsed into views of the input", "[serve][parser]") {
@@ -65,14 +74,21 @@ TEST_CASE("a complete request header is parsed into views of the input", "[serve
 
 TEST_CASE("methods other than GET and HEAD are told apart, not refused", "[serve][parser]") {
   CHECK(parse("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n").req.verb == serve::method::head);
-  for (const char* verb : {"POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "BREW"}) {
+  // Known: in Beast's verb table (the IANA registry's common part, WebDAV's included).
+  for (const char* verb : {"POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "CONNECT",
+                           "PROPFIND", "MKCOL", "LOCK", "M-SEARCH"}) {
     INFO(verb);
     const auto p = parse(std::string(verb) + " / HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK(p.result.status == parse_status::complete);
     CHECK(p.req.verb == serve::method::other);
   }
-  // Methods are case-sensitive: "get" is not GET.
-  CHECK(parse("get / HTTP/1.1\r\nHost: x\r\n\r\n").req.verb == serve::method::other);
+  // Any other token is unknown; methods are case-sensitive, so "get" is not GET.
+  for (const char* verb : {"BREW", "FOO", "get", "Get", "head", "GETS", "X"}) {
+    INFO(verb);
+    const auto p = parse(std::string(verb) + " / HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(p.result.status == parse_status::complete);
+    CHECK(p.req.verb == serve::method::unknown);
+  }
 }
 
 TEST_CASE("absolute-form targets are passed on as they came", "[serve][parser]") {
@@ -107,12 +123,7 @@ TEST_CASE("keep-alive follows the version and the Connection field", "[serve][pa
 }
 
 TEST_CASE("an incomplete header needs more bytes, up to the limit", "[serve][parser]") {
-  const std::string full = "GET / HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
-  for (std::size_t size = 0; size < full.size(); ++size) {
-    INFO(size);
-    CHECK(status_of(full.substr(0, size)) == parse_status::need_more);
-  }
-  CHECK(status_of(full) == parse_status::complete);
+  check_needs_more_until_complete("GET / HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n");
 }
 
 TEST_CASE("a header past the limit is too large, complete or not", "[serve][parser]") {
@@ -129,8 +140,22 @@ TEST_CASE("a header past the limit is too large, complete or not", "[serve][pars
   const std::string huge =
       "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(17 * 1024, 'a') + "\r\n\r\n";
   CHECK(status_of(huge) == parse_status::too_large);
+}
+
+TEST_CASE("a request line past the limit is a URI too long, long fields are too large",
+          "[serve][parser]") {
   const std::string long_target = "GET /" + std::string(17 * 1024, 'a') + " HTTP/1.1\r\n\r\n";
-  CHECK(status_of(long_target) == parse_status::too_large);
+  CHECK(status_of(long_target) == parse_status::uri_too_long);
+  // Still without a line feed when the limit is reached: the line alone passes it.
+  CHECK(status_of(long_target.substr(0, limit)) == parse_status::uri_too_long);
+  CHECK(status_of(long_target.substr(0, limit - 1)) == parse_status::need_more);
+  const std::string line = "GET /" + std::string(2000, 'a') + " HTTP/1.1\r\n";
+  CHECK(status_of(line + "Host: x\r\n\r\n", 1024) == parse_status::uri_too_long);
+  CHECK(status_of(line + "Host: x\r\n\r\n", 4096) == parse_status::complete);
+  // The line ends within the limit, the fields go past it: 431 as before.
+  const std::string fields = "GET /a HTTP/1.1\r\nHost: x\r\nX: " + std::string(2000, 'a');
+  CHECK(status_of(fields, 1024) == parse_status::too_large);
+  CHECK(status_of(fields + "\r\n\r\n", 1024) == parse_status::too_large);
 }
 
 TEST_CASE("a request body is refused", "[serve][parser]") {
@@ -162,20 +187,28 @@ TEST_CASE("Transfer-Encoding, several lengths and bad lengths are framing errors
   }
 }
 
-TEST_CASE("malformed requests, other versions and a missing Host are bad requests",
+TEST_CASE("malformed requests, malformed versions and a missing Host are bad requests",
           "[serve][parser]") {
   for (const char* request : {
            "GET / HTTP/1.1\r\n\r\n",                        // HTTP/1.1 needs a Host
            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",  // exactly one
            "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n",  // not two, even for 1.0
-           "GET / HTTP/2.0\r\nHost: x\r\n\r\n",             // only 1.0 and 1.1
-           "GET / HTTP/0.9\r\nHost: x\r\n\r\n",             //
+           "GET / HTTP/1.2\r\n\r\n",                        // read as 1.1: needs a Host
+           "GET / HTTP/1.10\r\nHost: x\r\n\r\n",            // "HTTP/" DIGIT "." DIGIT
+           "GET / HTTP/2\r\nHost: x\r\n\r\n",               //
+           "GET / HTTP/2.0 x\r\nHost: x\r\n\r\n",           //
+           "GET / HTTP/1.2 x\r\nHost: x\r\n\r\n",           //
+           "GET / HTTP/1.2\nHost: x\r\n\r\n",               //
+           "GET / http/1.1\r\nHost: x\r\n\r\n",             //
+           "GET / HTTP/x.1\r\nHost: x\r\n\r\n",             //
            "GET /\r\n\r\n",                                 // HTTP/0.9 style
            "GET /\r\n",                                     //
            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",  // a response
-           "GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n", "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+           "GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n",
+           "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
            "GET / HTTP/1.1\r\nHost: x\r\nX: a\x01z\r\n\r\n",  // a control byte in a value
-           "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n",
+           "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+           "GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n",
            "GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n",  // obsolete line folding
            "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",    // a TLS hello
        }) {
@@ -220,4 +253,75 @@ TEST_CASE("repeated conditional and range fields are handled conservatively", "[
   REQUIRE(lower.result.status == parse_status::complete);
   CHECK(lower.req.accept_encoding == "br");
   CHECK(lower.req.range == "bytes=1-");
+}
+
+TEST_CASE("a later HTTP/1.x minor version is read as HTTP/1.1", "[serve][parser]") {
+  for (const char* version : {"1.2", "1.5", "1.9"}) {
+    INFO(version);
+    const std::string input = std::string("GET /docs/?x=1 HTTP/") + version +
+                              "\r\nHost: x\r\nRange: bytes=0-1\r\nIf-Match: \"a\"\r\n\r\n";
+    const std::string pipelined = input + "GET /next HTTP/1.1\r\n";
+    const auto p = parse(pipelined);
+    REQUIRE(p.result.status == parse_status::complete);
+    CHECK(p.result.consumed == input.size());
+    CHECK(p.req.verb == serve::method::get);
+    CHECK(p.req.target == "/docs/?x=1");
+    CHECK(p.req.target.data() == pipelined.data() + 4);  // a view into the input
+    CHECK(p.req.version == 11);
+    CHECK(p.req.keep_alive);
+    CHECK(p.req.range == "bytes=0-1");
+    CHECK(p.req.if_match == "\"a\"");
+  }
+  const auto closing = parse("HEAD /a HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n");
+  REQUIRE(closing.result.status == parse_status::complete);
+  CHECK(closing.req.verb == serve::method::head);
+  CHECK_FALSE(closing.req.keep_alive);
+  CHECK(parse("POST / HTTP/1.2\r\nHost: x\r\n\r\n").req.verb == serve::method::other);
+  CHECK(parse("FOO / HTTP/1.2\r\nHost: x\r\n\r\n").req.verb == serve::method::unknown);
+  // The same refusals as for 1.1.
+  CHECK(status_of("POST / HTTP/1.2\r\nHost: x\r\nContent-Length: 1\r\n\r\nx") ==
+        parse_status::has_body);
+  CHECK(status_of("GET / HTTP/1.2\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n") ==
+        parse_status::bad_framing);
+  CHECK(status_of("GET / HTTP/1.2\r\nHost: x\r\nX: " + std::string(2000, 'a') + "\r\n\r\n", 1024) ==
+        parse_status::too_large);
+  // Byte by byte, it needs more until the end of its header.
+  check_needs_more_until_complete("GET / HTTP/1.2\r\nHost: x\r\n\r\n");
+}
+
+TEST_CASE("a major version other than 1 is not supported", "[serve][parser]") {
+  for (const char* request : {
+           "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+           "GET / HTTP/3.0\r\nHost: x\r\n\r\n",
+           "GET / HTTP/9.9\r\n\r\n",
+           "GET / HTTP/0.9\r\nHost: x\r\n\r\n",
+           "GET / HTTP/0.0\r\n",
+           "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",  // the HTTP/2 connection preface
+           "FOO / HTTP/2.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+       }) {
+    INFO(request);
+    CHECK(status_of(request) == parse_status::version_not_supported);
+  }
+  CHECK(status_of("GET / HTTP/2.0") == parse_status::need_more);  // the line may still be bad
+  CHECK(status_of("GET / HTTP/2.0\r") == parse_status::need_more);
+}
+
+TEST_CASE("the first If-Match field is kept as a view", "[serve][parser]") {
+  const std::string input =
+      "GET / HTTP/1.1\r\nHost: x\r\nif-match: \"a\", W/\"b\"\r\nIf-Match: \"c\"\r\n\r\n";
+  const auto p = parse(input);
+  REQUIRE(p.result.status == parse_status::complete);
+  CHECK(p.req.has_if_match);
+  CHECK(p.req.if_match == "\"a\", W/\"b\"");
+  CHECK(p.req.if_match.data() == input.data() + input.find("\"a\""));
+  CHECK_FALSE(parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n").req.has_if_match);
+}
+
+TEST_CASE("each refusal has its status", "[serve][parser]") {
+  CHECK(serve::refusal_status(parse_status::bad_request) == 400);
+  CHECK(serve::refusal_status(parse_status::bad_framing) == 400);
+  CHECK(serve::refusal_status(parse_status::has_body) == 413);
+  CHECK(serve::refusal_status(parse_status::uri_too_long) == 414);
+  CHECK(serve::refusal_status(parse_status::too_large) == 431);
+  CHECK(serve::refusal_status(parse_status::version_not_supported) == 505);
 }

@@ -103,3 +103,114 @@ TEST_CASE("run refuses invalid options before opening anything", "[serve]") {
   CHECK_THROWS_AS(serve::run(opts), invalid_option);
   CHECK_THROWS_AS(serve::run(opts), std::invalid_argument);  // what callers outside app/ catch
 }
+
+namespace {
+
+serve::options tls_options() {
+  auto opts = valid_options();
+  opts.tls.bind_tls = "127.0.0.1:8443";
+  opts.tls.self_signed = true;
+  return opts;
+}
+
+void refuses(const serve::options& opts, const std::string& message) {
+  CHECK_THROWS_MATCHES(serve::validate(opts), invalid_option, Catch::Message(message));
+}
+
+}  // namespace
+
+TEST_CASE("a TLS listener with one certificate source is valid, besides --bind or alone",
+          "[serve]") {
+  auto opts = tls_options();
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.bind.clear();  // TLS only
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.tls.self_signed = false;
+  opts.tls.bundle = "site.pem";
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.tls.bundle.clear();
+  opts.tls.public_pem = "site.crt";
+  opts.tls.private_pem = "site.key";
+  opts.tls.hsts = true;
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.bind = "127.0.0.1:8080";
+  opts.tls.https_redirect = true;
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.bind = "127.0.0.1:0";
+  opts.tls.bind_tls = "127.0.0.1:0";  // two ephemeral ports
+  CHECK_NOTHROW(serve::validate(opts));
+}
+
+TEST_CASE("TLS flags without --bind-tls are refused, naming the flag", "[serve]") {
+  using setter = void (*)(serve::tls_settings&);
+  const std::pair<setter, std::string> flags[] = {
+      {[](serve::tls_settings& t) { t.bundle = "site.pem"; }, "--tls-bundle needs --bind-tls"},
+      {[](serve::tls_settings& t) { t.public_pem = "site.crt"; }, "--tls-public needs --bind-tls"},
+      {[](serve::tls_settings& t) { t.private_pem = "site.key"; },
+       "--tls-private needs --bind-tls"},
+      {[](serve::tls_settings& t) { t.self_signed = true; }, "--tls-self-signed needs --bind-tls"},
+      {[](serve::tls_settings& t) { t.hsts = true; }, "--security-headers-tls needs --bind-tls"},
+      {[](serve::tls_settings& t) { t.https_redirect = true; },
+       "--https-redirect needs --bind-tls"},
+  };
+  for (const auto& [set, message] : flags) {
+    INFO(message);
+    auto opts = valid_options();
+    set(opts.tls);
+    refuses(opts, message);
+  }
+}
+
+TEST_CASE("a TLS listener needs exactly one certificate source", "[serve]") {
+  auto opts = tls_options();
+  opts.tls.self_signed = false;
+  refuses(opts,
+          "--bind-tls needs a certificate: --tls-bundle, --tls-public with --tls-private, or "
+          "--tls-self-signed");
+  opts.tls.public_pem = "site.crt";
+  refuses(opts, "--tls-public needs --tls-private");
+  opts.tls.public_pem.clear();
+  opts.tls.private_pem = "site.key";
+  refuses(opts, "--tls-private needs --tls-public");
+  opts.tls.public_pem = "site.crt";
+  CHECK_NOTHROW(serve::validate(opts));
+
+  const std::string exclusive =
+      "--tls-bundle, --tls-public with --tls-private, and --tls-self-signed exclude each other";
+  opts.tls.self_signed = true;
+  refuses(opts, exclusive);
+  opts.tls.bundle = "site.pem";
+  refuses(opts, exclusive);
+  opts.tls.self_signed = false;
+  refuses(opts, exclusive);
+  opts.tls.public_pem.clear();
+  opts.tls.private_pem.clear();
+  opts.tls.self_signed = true;
+  refuses(opts, exclusive);
+}
+
+TEST_CASE(
+    "listeners: at least one, each a valid address, two different ones, and both for "
+    "--https-redirect",
+    "[serve]") {
+  auto opts = tls_options();
+  SECTION("none") {
+    opts = valid_options();
+    opts.bind.clear();
+    refuses(opts, "--bind or --bind-tls is required");
+  }
+  SECTION("an invalid --bind-tls") {
+    opts.tls.bind_tls = "nowhere:443";
+    refuses(opts, "invalid --bind-tls 'nowhere:443' (expected <ip>:<port>)");
+  }
+  SECTION("one address for both") {
+    opts.tls.bind_tls = opts.bind;
+    refuses(opts, "--bind and --bind-tls must be different addresses");
+  }
+  SECTION("--https-redirect without the plain listener") {
+    opts.tls.https_redirect = true;
+    CHECK_NOTHROW(serve::validate(opts));
+    opts.bind.clear();
+    refuses(opts, "--https-redirect needs --bind");
+  }
+}

@@ -1,8 +1,9 @@
 #pragma once
-// Test support for server tests: a `kawipiko serve` process started with posix_spawn and always
-// stopped by its guard (SIGTERM, then SIGKILL of its process group after a bound), a tiny
-// blocking HTTP/1.1 client on raw sockets whose every read is bounded by a receive timeout, and
-// parsers for responses and multipart/byteranges bodies.
+// Test support for server tests: child processes (a `kawipiko serve` among them, whose start-up
+// line gives its plain and TLS ports) started with posix_spawn and always stopped by their guard
+// (SIGTERM, then SIGKILL of the process group after a bound), their stdout read line by line
+// within a bound; a tiny blocking HTTP/1.1 client on raw sockets whose every read is bounded by a
+// receive timeout, and parsers for responses and multipart/byteranges bodies.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -127,6 +128,31 @@ inline http_response parse_response(std::string_view raw, bool head_request = fa
     if (!length || std::stoull(*length) != response.body.size()) {
       throw std::runtime_error("Content-Length does not match the body");
     }
+  }
+  return response;
+}
+
+// Takes one response (a body of Content-Length bytes, none for HEAD and 304) off the front of
+// `buffer`, calling `receive()` for more bytes while it is incomplete: `receive` appends to
+// `buffer` and returns false at the end of the stream. Throws std::runtime_error on an end of
+// stream before a complete response, or on a malformed one (and whatever `receive` throws).
+template <class Receive>
+http_response take_response(std::string& buffer, Receive&& receive, bool head_request = false) {
+  std::size_t end;
+  while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
+    if (!receive()) throw std::runtime_error("connection closed before a response header");
+  }
+  auto response = parse_response_head(std::string_view(buffer).substr(0, end + 4));
+  buffer.erase(0, end + 4);
+  if (has_body(response, head_request)) {
+    const auto length_field = response.field("Content-Length");
+    if (!length_field) throw std::runtime_error("response without Content-Length");
+    const std::size_t length = std::stoull(*length_field);
+    while (buffer.size() < length) {
+      if (!receive()) throw std::runtime_error("connection closed inside a body");
+    }
+    response.body = buffer.substr(0, length);
+    buffer.erase(0, length);
   }
   return response;
 }
@@ -283,8 +309,30 @@ class child_process {
     return text;
   }
 
- protected:
-  [[nodiscard]] int output() const { return stdout_; }
+  // The next line the process writes on the stdout pipe, without its newline, waiting at most
+  // `bound`; nullopt if the stream ends or the bound passes first (the start of a line that came
+  // stays in pending_output()).
+  std::optional<std::string> read_line(milliseconds bound = default_bound) {
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    while (output_.find('\n') == std::string::npos) {
+      const auto left =
+          std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd ready{stdout_, POLLIN, 0};
+      const int polled = left.count() > 0 ? ::poll(&ready, 1, static_cast<int>(left.count())) : 0;
+      if (polled < 0 && errno == EINTR) continue;
+      char chunk[4096];
+      const ssize_t got = polled > 0 ? ::read(stdout_, chunk, sizeof chunk) : 0;
+      if (got <= 0) return std::nullopt;
+      output_.append(chunk, static_cast<std::size_t>(got));
+    }
+    const auto end = output_.find('\n');
+    std::string line = output_.substr(0, end);
+    output_.erase(0, end + 1);
+    return line;
+  }
+
+  // What came on the stdout pipe and read_line has not returned.
+  [[nodiscard]] const std::string& pending_output() const { return output_; }
 
  private:
   void close_files() {
@@ -296,56 +344,64 @@ class child_process {
   pid_t pid_ = -1;
   int stdout_ = -1;
   int stderr_ = -1;
+  std::string output_;
   std::optional<int> exit_code_;
 };
 
-// A `kawipiko serve` process: a child_process whose start-up line names the port.
+// The port in the first "<scheme><ip>:<port>" of `line` ("http://", "https://"), 0 if none.
+inline unsigned short listener_port(std::string_view line, std::string_view scheme) {
+  const auto at = line.find(scheme);
+  if (at == std::string_view::npos) return 0;
+  auto address = line.substr(at + scheme.size());
+  address = address.substr(0, address.find(' '));
+  const auto colon = address.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 == address.size()) return 0;
+  unsigned long port = 0;
+  for (const char c : address.substr(colon + 1)) {
+    if (c < '0' || c > '9') return 0;
+    port = port * 10 + static_cast<unsigned long>(c - '0');
+    if (port > 65535) return 0;
+  }
+  return static_cast<unsigned short>(port);
+}
+
+// A `kawipiko serve` process: a child_process whose start-up line names its ports.
 class server_process : public child_process {
  public:
   // Starts the server as child_process does, then waits (at most `bound`) for its start-up line
-  // "... on http://<ip>:<port>" and takes the port from it. Throws std::runtime_error (having
-  // stopped the process) if it exits or stays silent.
+  // "... on http://<ip>:<port> and https://<ip>:<port>" (either or both) and takes the ports
+  // from it. Throws std::runtime_error (having stopped the process) if it exits or stays silent.
   server_process(const std::string& binary, const std::vector<std::string>& args,
                  milliseconds bound = default_bound)
       : child_process(binary, args) {
     read_startup_line(bound);
   }
 
+  // The plain listener's port; 0 if the server has none (--bind-tls alone).
   [[nodiscard]] unsigned short port() const { return port_; }
+  // The TLS listener's port; 0 if the server has none (no --bind-tls).
+  [[nodiscard]] unsigned short tls_port() const { return tls_port_; }
   [[nodiscard]] const std::string& startup_line() const { return startup_line_; }
 
  private:
   void read_startup_line(milliseconds bound) {
-    const auto deadline = std::chrono::steady_clock::now() + bound;
-    std::string text;
-    while (text.find('\n') == std::string::npos) {
-      const auto left =
-          std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-      pollfd ready{output(), POLLIN, 0};
-      const int polled = left.count() > 0 ? ::poll(&ready, 1, static_cast<int>(left.count())) : 0;
-      if (polled < 0 && errno == EINTR) continue;
-      char chunk[512];
-      const ssize_t got = polled > 0 ? ::read(output(), chunk, sizeof chunk) : 0;
-      if (got <= 0) {
-        const int code = stop();
-        throw std::runtime_error("server did not start (exit " + std::to_string(code) +
-                                 "); stdout: '" + text + "'; stderr: '" + errors() + "'");
-      }
-      text.append(chunk, static_cast<std::size_t>(got));
+    const auto line = read_line(bound);
+    if (!line) {
+      const int code = stop();
+      throw std::runtime_error("server did not start (exit " + std::to_string(code) +
+                               "); stdout: '" + pending_output() + "'; stderr: '" + errors() + "'");
     }
-    startup_line_ = text.substr(0, text.find('\n'));
-    const auto colon = startup_line_.rfind(':');
-    unsigned long port = 0;
-    if (colon != std::string::npos)
-      port = std::strtoul(startup_line_.c_str() + colon + 1, nullptr, 10);
-    if (port == 0 || port > 65535) {
+    startup_line_ = *line;
+    port_ = listener_port(startup_line_, "http://");
+    tls_port_ = listener_port(startup_line_, "https://");
+    if (port_ == 0 && tls_port_ == 0) {
       stop();
       throw std::runtime_error("no port in start-up line: '" + startup_line_ + "'");
     }
-    port_ = static_cast<unsigned short>(port);
   }
 
   unsigned short port_ = 0;
+  unsigned short tls_port_ = 0;
   std::string startup_line_;
 };
 
@@ -397,23 +453,8 @@ class client {
   // std::runtime_error on timeout, on end of stream before a complete response, or on a
   // malformed one.
   http_response read_response(bool head_request = false) {
-    std::size_t end;
-    while ((end = buffer_.find("\r\n\r\n")) == std::string::npos) {
-      if (!receive()) throw std::runtime_error("connection closed before a response header");
-    }
-    auto response = parse_response_head(std::string_view(buffer_).substr(0, end + 4));
-    buffer_.erase(0, end + 4);
-    if (has_body(response, head_request)) {
-      const auto length_field = response.field("Content-Length");
-      if (!length_field) throw std::runtime_error("response without Content-Length");
-      const std::size_t length = std::stoull(*length_field);
-      while (buffer_.size() < length) {
-        if (!receive()) throw std::runtime_error("connection closed inside a body");
-      }
-      response.body = buffer_.substr(0, length);
-      buffer_.erase(0, length);
-    }
-    return response;
+    return take_response(
+        buffer_, [this] { return receive(); }, head_request);
   }
 
   // Sends a request and reads its response.

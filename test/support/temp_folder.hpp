@@ -142,12 +142,13 @@ inline std::size_t count_lines(const std::string& text, const std::string& prefi
 }
 
 // Archives `folder`/src into `folder`/site.cdb with the `kawipiko` at `binary`, quietly, with
-// the default settings. Returns the archive's path; throws std::runtime_error with the
-// archiver's stderr if it failed.
-inline fs::path archive_sources(const std::string& binary, const temp_folder& folder) {
+// the default settings and `flags`. Returns the archive's path; throws std::runtime_error with
+// the archiver's stderr if it failed.
+inline fs::path archive_sources(const std::string& binary, const temp_folder& folder,
+                                const std::string& flags = "") {
   const auto archive = folder / "site.cdb";
   const auto result = run(binary + " archive --quiet --sources " + shell_quoted(folder / "src") +
-                              " --archive " + shell_quoted(archive),
+                              " --archive " + shell_quoted(archive) + " " + flags,
                           folder.path());
   if (result.exit_code != 0) throw std::runtime_error("kawipiko archive failed: " + result.err);
   return archive;

@@ -1,0 +1,290 @@
+#pragma once
+// One client connection: a transport (transport.hpp) carrying a protocol (http1.hpp), driven on
+// its worker's io_context. Its steps read top to bottom: do_read -> on_readable -> answer ->
+// do_write -> on_writable -> written -> (do_read | do_linger -> on_linger) -> do_close.
+//
+// The connection owns no buffer while it waits: input is read into the worker's buffer once the
+// socket is readable, and only an unfinished request (or an unfinished write) is kept. Its
+// deadline is checked by the worker's sweep, not by a timer of its own. It waits for at most one
+// thing at a time; the worker deletes it once it is closed and that wait has completed.
+
+#include <sys/uio.h>
+
+#include <boost/intrusive/list_hook.hpp>
+#include <boost/system/error_code.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "serve/date_line.hpp"
+#include "serve/http1.hpp"
+#include "serve/output.hpp"
+#include "serve/transport.hpp"
+
+namespace kawipiko::serve {
+
+using coarse_clock = std::chrono::steady_clock;
+
+// The time for deadlines: the coarse monotonic clock (a few milliseconds of resolution, a vDSO
+// read), precise enough for a sweep every 250 ms and cheap enough to read on every request.
+[[nodiscard]] coarse_clock::time_point coarse_now() noexcept;
+
+class connection_owner;
+
+// What a worker lends its connections: its handler, options, scratch and read buffer, and
+// itself, to be told when one can be deleted.
+struct connection_context {
+  http1_context http;
+  output& out;
+  date_line& date;
+  std::span<char> read_buffer;
+  connection_owner& owner;
+};
+
+// What the worker knows of every connection, whatever its transport: its place in the worker's
+// list, the sweep's check, and whether it can be deleted.
+class connection_base : public boost::intrusive::list_base_hook<
+                            boost::intrusive::link_mode<boost::intrusive::safe_link>> {
+ public:
+  virtual ~connection_base() = default;
+  // From the worker's sweep: a passed deadline, or draining while idle, closes the connection.
+  virtual void check(coarse_clock::time_point now) noexcept = 0;
+  // Closes the transport now; a pending wait then completes (aborted) and the worker deletes it.
+  virtual void close() noexcept = 0;
+  // Closed and waiting for nothing: the worker may delete it.
+  [[nodiscard]] virtual bool is_done() const noexcept = 0;
+};
+
+// The worker's side of a connection's life: it is told when one can be deleted.
+class connection_owner {
+ public:
+  virtual void on_done(connection_base& c) noexcept = 0;
+
+ protected:
+  ~connection_owner() = default;
+};
+
+template <class Transport>
+class connection final : public connection_base {
+ public:
+  // The transport is made in place from the worker's read buffer and `args` (the socket, …).
+  template <class... Args>
+  explicit connection(connection_context& ctx, Args&&... args)
+      : transport_(ctx.read_buffer, std::forward<Args>(args)...), ctx_(ctx) {
+    // A handshake must end within the header timeout, counted from accept.
+    const auto& limits = ctx_.http.opts.limits;
+    deadline_ =
+        coarse_now() + (Transport::has_handshake ? limits.header_timeout : limits.idle_timeout);
+  }
+
+  void start() { do_read(); }
+
+  void check(coarse_clock::time_point now) noexcept override {
+    if (state_ == state::closed) return;
+    if (ctx_.http.opts.limits.timeouts && now >= deadline_) return close();
+    if (ctx_.http.draining && state_ == state::idle) close();
+  }
+
+  void close() noexcept override {
+    if (state_ == state::closed) return;
+    state_ = state::closed;
+    transport_.close();
+    unsent_.reset();
+    if (!waiting_) ctx_.owner.on_done(*this);
+  }
+
+  [[nodiscard]] bool is_done() const noexcept override {
+    return state_ == state::closed && !waiting_;
+  }
+
+ private:
+  enum class state {
+    idle,       // between requests: the idle timeout runs
+    reading,    // a request has begun: the header timeout runs
+    writing,    // a batch is partly written: the write timeout runs
+    lingering,  // the last response is out: reading and dropping for a moment, then close
+    closed,
+  };
+
+  static constexpr auto linger_time = std::chrono::seconds(2);
+  static constexpr std::size_t linger_bytes = 1 << 20;  // dropped at most while lingering
+
+  // Reads what comes next into the worker's buffer, behind the kept bytes of an unfinished
+  // request; nothing is held meanwhile.
+  void do_read() {
+    waiting_ = true;
+    transport_.read(protocol_.kept().size(),
+                    [this](const boost::system::error_code& ec, std::size_t n) { on_read(ec, n); });
+  }
+
+  void on_read(const boost::system::error_code& ec, std::size_t n) {
+    waiting_ = false;
+    if (state_ == state::closed) return ctx_.owner.on_done(*this);
+    if (state_ == state::lingering) return on_linger(ec, n);
+    const auto kept = protocol_.kept();
+    const auto buffer = ctx_.read_buffer;
+    if (ec == boost::asio::error::eof) {
+      if (kept.empty()) return close();
+      std::memcpy(buffer.data(), kept.data(), kept.size());
+      return answer({buffer.data(), kept.size()}, true);
+    }
+    if (ec) return close();  // reset and friends: routine, not logged
+    if (kept.empty()) {
+      // The first bytes of a request: the header timeout starts now.
+      state_ = state::reading;
+      deadline_ = coarse_now() + ctx_.http.opts.limits.header_timeout;
+    }
+    // The kept bytes go in front of the new ones, so the parser sees the request whole.
+    std::memcpy(buffer.data(), kept.data(), kept.size());
+    answer({buffer.data(), kept.size() + n}, false);
+  }
+
+  // Answers every complete request in `input` with one batch, and writes it.
+  void answer(std::string_view input, bool peer_done) {
+    next_ = protocol_.on_input(input, peer_done, ctx_.date.get(), ctx_.http, ctx_.out);
+    if (ctx_.out.empty()) return written();
+    do_write(ctx_.out.parts());
+  }
+
+  // Sends `parts`; what the transport does not take now is kept (made-up text copied out of the
+  // worker's scratch area, archive bytes by reference) and sent once the socket takes more.
+  void do_write(std::span<const iovec> parts) {
+    const auto sent = transport_.write(parts);
+    if (sent.status == io_status::failed) return close();
+    if (sent.status == io_status::done && sent.bytes == total_size(parts)) return written();
+    keep_unsent(parts, sent.bytes);
+    wait_writable();
+  }
+
+  void wait_writable() {
+    state_ = state::writing;
+    deadline_ = coarse_now() + ctx_.http.opts.limits.write_timeout;
+    waiting_ = true;
+    transport_.wait_writable([this](const boost::system::error_code& ec) { on_writable(ec); });
+  }
+
+  // The socket takes more: the rest of the batch (which may be empty while the transport still
+  // holds bytes of its own, as TLS records do).
+  void on_writable(const boost::system::error_code& ec) {
+    waiting_ = false;
+    if (state_ == state::closed) return ctx_.owner.on_done(*this);
+    if (ec) return close();
+    const auto sent = transport_.write(unsent_->parts);
+    if (sent.status == io_status::failed) return close();
+    if (sent.status == io_status::done && sent.bytes == total_size(unsent_->parts)) {
+      unsent_.reset();
+      return written();
+    }
+    drop_sent(sent.bytes);
+    wait_writable();  // progress or not, with a fresh write deadline
+  }
+
+  static std::size_t total_size(std::span<const iovec> parts) noexcept {
+    std::size_t total = 0;
+    for (const auto& p : parts) total += p.iov_len;
+    return total;
+  }
+
+  // The batch is out: what the protocol said comes next.
+  void written() {
+    switch (next_) {
+      case http1_protocol::next::close:
+        return do_linger();
+      case http1_protocol::next::answer: {
+        const auto kept = protocol_.kept();
+        std::memcpy(ctx_.read_buffer.data(), kept.data(), kept.size());
+        return answer({ctx_.read_buffer.data(), kept.size()}, false);
+      }
+      case http1_protocol::next::read:
+        break;
+    }
+    if (protocol_.idle()) {
+      state_ = state::idle;
+      deadline_ = coarse_now() + ctx_.http.opts.limits.idle_timeout;
+    } else {
+      state_ = state::reading;
+    }
+    do_read();
+  }
+
+  // Half-closes and reads (and drops) what the client still sends for a moment, so that the
+  // last response is not destroyed by a reset.
+  void do_linger() {
+    transport_.shutdown_send();
+    state_ = state::lingering;
+    deadline_ = coarse_now() + linger_time;
+    do_read();
+  }
+
+  void on_linger(const boost::system::error_code& ec, std::size_t n) {
+    lingered_ += static_cast<std::uint32_t>(std::min<std::size_t>(n, linger_bytes));
+    if (ec || lingered_ > linger_bytes) return close();
+    do_read();
+  }
+
+  void keep_unsent(std::span<const iovec> parts, std::size_t sent) {
+    // First pass: the text to copy, so that pointers into it stay valid.
+    std::size_t skip = sent, text = 0;
+    for (const auto& p : parts) {
+      const std::size_t drop = std::min(skip, p.iov_len);
+      skip -= drop;
+      if (p.iov_len > drop && ctx_.out.in_scratch(p.iov_base)) text += p.iov_len - drop;
+    }
+    if (!unsent_) unsent_ = std::make_unique<unsent_batch>();
+    auto& pending = unsent_->parts;
+    auto& copied = unsent_->text;
+    copied.clear();
+    copied.reserve(text);
+    pending.clear();
+    skip = sent;
+    for (const auto& p : parts) {
+      const std::size_t drop = std::min(skip, p.iov_len);
+      skip -= drop;
+      if (p.iov_len == drop) continue;
+      const char* from = static_cast<const char*>(p.iov_base) + drop;
+      const std::size_t size = p.iov_len - drop;
+      if (ctx_.out.in_scratch(p.iov_base)) {
+        const std::size_t at = copied.size();
+        copied.append(from, size);
+        pending.push_back({copied.data() + at, size});
+      } else {
+        pending.push_back({const_cast<char*>(from), size});
+      }
+    }
+  }
+
+  void drop_sent(std::size_t sent) {
+    std::size_t first = 0;
+    auto& pending = unsent_->parts;
+    while (sent > 0 && sent >= pending[first].iov_len) sent -= pending[first++].iov_len;
+    pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(first));
+    if (sent > 0) {
+      pending[0].iov_base = static_cast<char*>(pending[0].iov_base) + sent;
+      pending[0].iov_len -= sent;
+    }
+  }
+
+  Transport transport_;
+  connection_context& ctx_;
+  http1_protocol protocol_;
+  state state_ = state::idle;
+  http1_protocol::next next_ = http1_protocol::next::read;
+  bool waiting_ = false;  // a wait is pending: its handler still refers to this connection
+  coarse_clock::time_point deadline_;
+  // An unfinished write: made only when the socket does not take a batch whole, so that an idle
+  // connection stays small.
+  struct unsent_batch {
+    std::vector<iovec> parts;
+    std::string text;  // the batch's made-up text, copied out of the worker's scratch
+  };
+  std::unique_ptr<unsent_batch> unsent_;
+  std::uint32_t lingered_ = 0;
+};
+
+}  // namespace kawipiko::serve
