@@ -48,7 +48,7 @@ struct connection_context {
 };
 
 // What the worker knows of every connection, whatever its transport: its place in the worker's
-// list, the sweep's check, and whether it can be deleted.
+// list, the sweep's check, and closing.
 class connection_base : public boost::intrusive::list_base_hook<
                             boost::intrusive::link_mode<boost::intrusive::safe_link>> {
  public:
@@ -57,8 +57,6 @@ class connection_base : public boost::intrusive::list_base_hook<
   virtual void check(coarse_clock::time_point now) noexcept = 0;
   // Closes the transport now; a pending wait then completes (aborted) and the worker deletes it.
   virtual void close() noexcept = 0;
-  // Closed and waiting for nothing: the worker may delete it.
-  [[nodiscard]] virtual bool is_done() const noexcept = 0;
 };
 
 // The worker's side of a connection's life: it is told when one can be deleted.
@@ -97,10 +95,6 @@ class connection final : public connection_base {
     transport_.close();
     unsent_.reset();
     if (!waiting_) ctx_.owner.on_done(*this);
-  }
-
-  [[nodiscard]] bool is_done() const noexcept override {
-    return state_ == state::closed && !waiting_;
   }
 
  private:

@@ -71,6 +71,7 @@ class tls_transport final : record_sender {
 
   void close() noexcept { channel_.close(); }
 
+  // The protocol agreed on by ALPN, or empty: HTTP/2 will choose its protocol by it.
   [[nodiscard]] std::string_view alpn() const noexcept { return session_.alpn(); }
 
  private:
