@@ -10,9 +10,9 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <boost/intrusive/list_hook.hpp>
 #include <boost/system/error_code.hpp>
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>

@@ -1,11 +1,13 @@
 #include "serve/handler.hpp"
 
+#include <algorithm>
 #include <span>
 
 #include "http/accept_encoding.hpp"
 #include "http/etag.hpp"
 #include "http/range.hpp"
 #include "http/target.hpp"
+#include "serve/output.hpp"
 
 namespace kawipiko::serve {
 
@@ -58,57 +60,61 @@ std::string_view content_type_line(const archive::variant& v) noexcept {
   return end == std::string_view::npos ? rest : rest.substr(0, end + 2);
 }
 
-// One answer on its way into the batch, and what every kind of answer shares.
+// One answer on its way to the protocol, and what every kind of answer shares.
 struct reply {
-  output& out;
-  std::string_view date;
+  response_writer& w;
   const answer_settings& settings;
   body_mode body;
-  bool close;            // "Connection: close", and the connection ends after the answer
-  bool says_keep_alive;  // an HTTP/1.0 client is told when the connection stays
 
-  // The status line, Date and the security headers.
+  // The status, then the security headers.
   void start(unsigned status) noexcept {
-    out.text(status_line(status));
-    out.text(date);
-    if (settings.security_headers) out.text(security_lines);
-    if (settings.hsts) out.text(hsts_line);
-  }
-
-  // The Connection line when one is due, then the blank line that ends the header. A refusal
-  // that keeps the connection says so to an HTTP/1.0 client, like any other answer.
-  void end_header() noexcept {
-    if (close) {
-      out.text("Connection: close\r\n");
-    } else if (says_keep_alive) {
-      out.text("Connection: keep-alive\r\n");
-    }
-    out.text("\r\n");
+    w.start(status);
+    if (settings.security_headers) w.lines(security_lines);
+    if (settings.hsts) w.lines(hsts_line);
   }
 
   [[nodiscard]] bool has_body() const noexcept { return body == body_mode::with_body; }
 
-  [[nodiscard]] response_info info(unsigned status, encoding coding = encoding::identity,
-                                   std::uint64_t body_bytes = 0) const noexcept {
-    return {status, coding, body_bytes, close, false};
+  [[nodiscard]] static response_info info(unsigned status, encoding coding = encoding::identity,
+                                          std::uint64_t body_bytes = 0) noexcept {
+    return {status, coding, body_bytes, false};
   }
 };
+
+// The appending interface of byte_sink, onto a field value or onto the body of a writer.
+struct value_sink {
+  response_writer& w;
+  void view(std::string_view bytes) noexcept { w.value_view(bytes); }
+  void text(std::string_view bytes) noexcept { w.value_text(bytes); }
+  void number(std::uint64_t value) noexcept { w.value_number(value); }
+};
+struct body_sink {
+  response_writer& w;
+  void view(std::string_view bytes) noexcept { w.body_view(bytes); }
+  void text(std::string_view bytes) noexcept { w.body_text(bytes); }
+  void number(std::uint64_t value) noexcept { w.body_text(decimal(value).view()); }
+};
+static_assert(byte_sink<value_sink> && byte_sink<body_sink>);
 
 // A short text answer: the reason phrase as a plain-text body, and Allow for a 405.
 response_info error(reply& r, unsigned status) noexcept {
   r.start(status);
-  if (status == 405) r.out.text("Allow: GET, HEAD\r\n");
-  const auto reason = status_line(status).substr(9);  // "405 Method Not Allowed\r\n"
-  r.out.text("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-  r.out.number(reason.size() - 1);  // the body ends with "\n", not "\r\n"
-  r.out.text("\r\n");
-  r.end_header();
+  if (status == 405) r.w.field_text(field::allow, "GET, HEAD");
+  // The body is "404 Not Found\n".
+  const decimal code(status);
+  const auto reason = reason_phrase(status);
+  const auto length = code.view().size() + 1 + reason.size() + 1;
+  r.w.field_text(field::content_type, "text/plain; charset=utf-8");
+  r.w.field_number(field::content_length, length);
+  r.w.end_header();
   auto info = r.info(status);
   info.corrupt = status == 500;
   if (r.has_body()) {
-    r.out.text(reason.substr(0, reason.size() - 2));
-    r.out.text("\n");
-    info.body_bytes = reason.size() - 1;
+    r.w.body_text(code.view());
+    r.w.body_text(" ");
+    r.w.body_text(reason);
+    r.w.body_text("\n");
+    info.body_bytes = length;
   }
   return info;
 }
@@ -127,16 +133,22 @@ response_info redirect(reply& r, std::string_view target, const archive::variant
   const auto line_end = v.block.find("\r\n");
   const auto query = line_end == std::string_view::npos ? std::string_view() : query_of(target);
   // The query is copied into the batch, whose room per response is bounded.
-  if (query.size() > output::max_query) return error(r, 414);
+  if (query.size() > max_copied_value) return error(r, 414);
   r.start(308);
   if (!query.empty()) {
-    r.out.view(v.block.substr(0, line_end));
-    r.out.text(query);
-    r.out.view(v.block.substr(line_end));
+    // The block's first line is "Location: <value>" (checked when the archive was opened).
+    const auto first = v.block.substr(0, line_end);
+    auto location = first.substr(first.find(':') + 1);
+    location.remove_prefix(std::min(location.find_first_not_of(" \t"), location.size()));
+    r.w.begin_field(field::location);
+    r.w.value_view(location);
+    r.w.value_text(query);
+    r.w.end_field();
+    r.w.lines(v.block.substr(line_end + 2));
   } else {
-    r.out.view(v.block);
+    r.w.lines(v.block);
   }
-  r.end_header();
+  r.w.end_header();
   return r.info(308);
 }
 
@@ -174,30 +186,31 @@ response_info https_redirect(reply& r, const request& req, unsigned port) noexce
     target = path == std::string_view::npos ? std::string_view("/") : target.substr(path);
   }
   // The Location is copied into the batch, whose room per response is bounded.
-  if (req.host.size() + target.size() > output::max_query) return error(r, 414);
+  if (req.host.size() + target.size() > max_copied_value) return error(r, 414);
   r.start(308);
-  r.out.text("Location: https://");
-  r.out.text(without_port(req.host));
+  r.w.begin_field(field::location);
+  r.w.value_text("https://");
+  r.w.value_text(without_port(req.host));
   if (port != 443) {
-    r.out.text(":");
-    r.out.number(port);
+    r.w.value_text(":");
+    r.w.value_number(port);
   }
-  r.out.text(target);
-  r.out.text("\r\nContent-Length: 0\r\n");
-  r.end_header();
+  r.w.value_text(target);
+  r.w.end_field();
+  r.w.field_number(field::content_length, 0);
+  r.w.end_header();
   return r.info(308);
 }
 
-// The whole body of `v` under `status`, `extra_lines` after the archived header block.
-response_info whole(reply& r, unsigned status, const archive::variant& v,
-                    std::string_view extra_lines) noexcept {
+// The whole body of `v` under `status`; a 200 says that ranges of it may be asked for.
+response_info whole(reply& r, unsigned status, const archive::variant& v) noexcept {
   r.start(status);
-  r.out.view(v.block);
-  r.out.text(extra_lines);
-  r.end_header();
+  r.w.lines(v.block);
+  if (status == 200) r.w.field_text(field::accept_ranges, "bytes");
+  r.w.end_header();
   auto info = r.info(status, v.coding);
   if (r.has_body()) {
-    r.out.view(v.body);
+    r.w.body_view(v.body);
     info.body_bytes = v.body.size();
   }
   return info;
@@ -205,42 +218,44 @@ response_info whole(reply& r, unsigned status, const archive::variant& v,
 
 // A fallback or error page (the entry's stored status): no validators, no ranges.
 response_info stored_page(reply& r, unsigned status, const archive::variant& v) noexcept {
-  return whole(r, status, v, {});
+  return whole(r, status, v);
 }
 
 // 200 with the whole representation.
 response_info full(reply& r, const archive::variant& v) noexcept {
-  return whole(r, 200, v, "Accept-Ranges: bytes\r\n");
+  return whole(r, 200, v);
 }
 
 // 304: the header block's validator lines only.
 response_info not_modified(reply& r, const archive::variant& v) noexcept {
   r.start(304);
-  r.out.view(v.block.substr(0, v.length_304));
-  r.end_header();
+  r.w.lines(v.block.substr(0, v.length_304));
+  r.w.end_header();
   return r.info(304, v.coding);
 }
 
 // 416 with "Content-Range: bytes */length".
 response_info range_not_satisfiable(reply& r, const archive::variant& v) noexcept {
   r.start(416);
-  r.out.view(v.block.substr(0, v.length_304));
-  r.out.text("Content-Range: bytes */");
-  r.out.number(v.body.size());
-  r.out.text("\r\nContent-Length: 0\r\n");
-  r.end_header();
+  r.w.lines(v.block.substr(0, v.length_304));
+  r.w.begin_field(field::content_range);
+  r.w.value_text("bytes */");
+  r.w.value_number(v.body.size());
+  r.w.end_field();
+  r.w.field_number(field::content_length, 0);
+  r.w.end_header();
   return r.info(416, v.coding);
 }
 
+// "bytes first-last/length", a Content-Range value (RFC 9110 §14.4).
 template <byte_sink Sink>
-void content_range_line(Sink& sink, const http::byte_range& range, std::uint64_t length) noexcept {
-  sink.text("Content-Range: bytes ");
+void content_range(Sink& sink, const http::byte_range& range, std::uint64_t length) noexcept {
+  sink.text("bytes ");
   sink.number(range.first);
   sink.text("-");
   sink.number(range.last);
   sink.text("/");
   sink.number(length);
-  sink.text("\r\n");
 }
 
 std::string_view slice(std::string_view body, const http::byte_range& range) noexcept {
@@ -252,13 +267,15 @@ response_info single_range(reply& r, const archive::variant& v,
                            const http::byte_range& range) noexcept {
   const auto part = slice(v.body, range);
   r.start(206);
-  r.out.view(v.block.substr(0, v.length_partial));
-  content_range_line(r.out, range, v.body.size());
-  r.out.text("Content-Length: ");
-  r.out.number(part.size());
-  r.out.text("\r\nAccept-Ranges: bytes\r\n");
-  r.end_header();
-  r.out.view(part);
+  r.w.lines(v.block.substr(0, v.length_partial));
+  r.w.begin_field(field::content_range);
+  value_sink value{r.w};
+  content_range(value, range, v.body.size());
+  r.w.end_field();
+  r.w.field_number(field::content_length, part.size());
+  r.w.field_text(field::accept_ranges, "bytes");
+  r.w.end_header();
+  r.w.body_view(part);
   return r.info(206, v.coding, part.size());
 }
 
@@ -282,8 +299,9 @@ void write_parts(Sink& sink, const byteranges& parts) noexcept {
     sink.view(parts.tag);
     sink.text("\r\n");
     sink.view(parts.type_line);
-    content_range_line(sink, range, parts.body.size());
-    sink.text("\r\n");
+    sink.text("Content-Range: ");
+    content_range(sink, range, parts.body.size());
+    sink.text("\r\n\r\n");
     sink.view(slice(parts.body, range));
   }
   sink.text("\r\n--kawipiko-");
@@ -306,15 +324,17 @@ response_info multipart(reply& r, const archive::variant& v,
   write_parts(length, parts);
 
   r.start(206);
-  r.out.view(v.block.substr(0, v.length_304));
-  r.out.view(encoding_lines);
-  r.out.text("Content-Type: multipart/byteranges; boundary=kawipiko-");
-  r.out.view(tag);
-  r.out.text("\r\nContent-Length: ");
-  r.out.number(length.bytes());
-  r.out.text("\r\nAccept-Ranges: bytes\r\n");
-  r.end_header();
-  write_parts(r.out, parts);
+  r.w.lines(v.block.substr(0, v.length_304));
+  r.w.lines(encoding_lines);
+  r.w.begin_field(field::content_type);
+  r.w.value_text("multipart/byteranges; boundary=kawipiko-");
+  r.w.value_view(tag);
+  r.w.end_field();
+  r.w.field_number(field::content_length, length.bytes());
+  r.w.field_text(field::accept_ranges, "bytes");
+  r.w.end_header();
+  body_sink body{r.w};
+  write_parts(body, parts);
   return r.info(206, v.coding, length.bytes());
 }
 
@@ -354,53 +374,10 @@ archive::lookup_status look_up(const site& s, std::string_view path,
 
 }  // namespace
 
-std::string_view status_line(unsigned status) noexcept {
-  switch (status) {
-    case 200:
-      return "HTTP/1.1 200 OK\r\n";
-    case 206:
-      return "HTTP/1.1 206 Partial Content\r\n";
-    case 304:
-      return "HTTP/1.1 304 Not Modified\r\n";
-    case 308:
-      return "HTTP/1.1 308 Permanent Redirect\r\n";
-    case 400:
-      return "HTTP/1.1 400 Bad Request\r\n";
-    case 404:
-      return "HTTP/1.1 404 Not Found\r\n";
-    case 405:
-      return "HTTP/1.1 405 Method Not Allowed\r\n";
-    case 408:
-      return "HTTP/1.1 408 Request Timeout\r\n";
-    case 412:
-      return "HTTP/1.1 412 Precondition Failed\r\n";
-    case 413:
-      return "HTTP/1.1 413 Content Too Large\r\n";
-    case 414:
-      return "HTTP/1.1 414 URI Too Long\r\n";
-    case 416:
-      return "HTTP/1.1 416 Range Not Satisfiable\r\n";
-    case 431:
-      return "HTTP/1.1 431 Request Header Fields Too Large\r\n";
-    case 501:
-      return "HTTP/1.1 501 Not Implemented\r\n";
-    case 503:
-      return "HTTP/1.1 503 Service Unavailable\r\n";
-    case 505:
-      return "HTTP/1.1 505 HTTP Version Not Supported\r\n";
-    default:
-      return "HTTP/1.1 500 Internal Server Error\r\n";
-  }
-}
-
-response_info handler::respond(const request& req, connection_end end, std::string_view date,
-                               output& out) noexcept {
-  reply r{.out = out,
-          .date = date,
+response_info handler::respond(const request& req, response_writer& w) noexcept {
+  reply r{.w = w,
           .settings = settings_,
-          .body = req.verb == method::head ? body_mode::head_only : body_mode::with_body,
-          .close = end == connection_end::close || !req.keep_alive,
-          .says_keep_alive = req.version == 10};
+          .body = req.verb == method::head ? body_mode::head_only : body_mode::with_body};
   if (req.verb == method::unknown) return error(r, 501);
   if (req.verb == method::other) return error(r, 405);
   if (settings_.https_port != 0) return https_redirect(r, req, settings_.https_port);
@@ -408,7 +385,7 @@ response_info handler::respond(const request& req, connection_end end, std::stri
   std::size_t path_size = 0;
   const auto bad_target = http::normalize_target(req.target, path_, path_size);
   if (bad_target != http::target_error::none) {
-    r.close = true;  // a client that sends such a target is not trusted with the next request
+    w.close_connection();  // a client that sends such a target is not trusted with the next
     return error(r, bad_target == http::target_error::too_long ? 414 : 400);
   }
   archive::entry entry;
@@ -430,14 +407,8 @@ response_info handler::respond(const request& req, connection_end end, std::stri
   return ranges_or_full(r, req, v);
 }
 
-response_info handler::respond_error(unsigned status, body_mode body, connection_end end,
-                                     std::string_view date, output& out) noexcept {
-  reply r{.out = out,
-          .date = date,
-          .settings = settings_,
-          .body = body,
-          .close = end == connection_end::close,
-          .says_keep_alive = false};
+response_info handler::respond_error(unsigned status, body_mode body, response_writer& w) noexcept {
+  reply r{.w = w, .settings = settings_, .body = body};
   return error(r, status);
 }
 

@@ -1,16 +1,17 @@
 #pragma once
-// The I/O-free heart of the server: one parsed request in, one response appended to an output
-// batch. It looks the path up in the site, negotiates the encoding, evaluates If-Match,
-// If-None-Match, Range and If-Range, and writes the status line and the few made-up header lines
-// around the archive's precomputed header block and body. No allocation, no exception, no system
-// call.
+// The I/O-free heart of the server: one parsed request in, one response described to a
+// response_writer (response.hpp), which the protocol serializes. It looks the path up in the
+// site, negotiates the encoding, evaluates If-Match, If-None-Match, Range and If-Range, and
+// describes the status, the archive's precomputed header lines, the few made-up fields and the
+// body slices. It knows no protocol: HTTP/1.1 and HTTP/2 serialize the same description. No
+// allocation, no exception, no system call.
 
 #include <array>
 #include <cstdint>
 #include <string_view>
 
 #include "archive/compress.hpp"
-#include "serve/output.hpp"
+#include "serve/response.hpp"
 #include "serve/site.hpp"
 
 namespace kawipiko::serve {
@@ -27,13 +28,14 @@ enum class method {
   unknown,  // not known: 501
 };
 
-// What the handler needs of a request; views into the connection's input buffer.
+// A parsed request; views into the connection's input. The handler reads the method, the target
+// and the fields; version and keep_alive are HTTP/1.1's, for its protocol code.
 struct request {
   method verb = method::get;
   std::string_view target;
   unsigned version = 11;   // 10 or 11 (a later 1.x is answered as 11)
   bool keep_alive = true;  // as the request asked (version and Connection)
-  std::string_view host;   // the Host field (HTTP/1.1 has exactly one; 1.0 may have none)
+  std::string_view host;   // Host (or :authority); HTTP/1.0 may have none
   bool has_accept_encoding = false;
   std::string_view accept_encoding;
   bool has_if_match = false;  // the first If-Match field
@@ -49,17 +51,10 @@ struct request {
 // Whether an answer carries its body: a HEAD request gets the header only.
 enum class body_mode { with_body, head_only };
 
-// How the connection ends after a response. `as_requested` leaves it to the request (its version
-// and Connection field; respond_error, which has no request, then keeps the connection); `close`
-// ends it whatever was asked, with "Connection: close" (request cap reached, server draining,
-// a request that could not be parsed).
-enum class connection_end { as_requested, close };
-
 struct response_info {
   unsigned status = 0;
   archive::encoding coding = archive::encoding::identity;
   std::uint64_t body_bytes = 0;
-  bool close = false;    // the connection ends after this response
   bool corrupt = false;  // a corrupt archive record was met (500): worth a log line
 };
 
@@ -77,23 +72,17 @@ class handler {
   handler(const site& s, const answer_settings& settings) noexcept
       : site_(s), settings_(settings) {}
 
-  // Appends the response to `req` to `out` (which must have room for one response). `date` is
-  // the Date line.
-  response_info respond(const request& req, connection_end end, std::string_view date,
-                        output& out) noexcept;
+  // Describes the response to `req` to `w`.
+  response_info respond(const request& req, response_writer& w) noexcept;
 
   // A short text answer for a request that could not be parsed or is refused (400, 404, 405,
   // 412, 413, 414, 431, 500, 501, 505…).
-  response_info respond_error(unsigned status, body_mode body, connection_end end,
-                              std::string_view date, output& out) noexcept;
+  response_info respond_error(unsigned status, body_mode body, response_writer& w) noexcept;
 
  private:
   const site& site_;
   answer_settings settings_;
   std::array<char, 8192> path_{};
 };
-
-// "200 OK"-style reason phrases for the statuses the server sends.
-[[nodiscard]] std::string_view status_line(unsigned status) noexcept;
 
 }  // namespace kawipiko::serve

@@ -1,6 +1,7 @@
 #include "serve/http1.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 
@@ -40,7 +41,83 @@ void log_request(const request& req, parse_status parsed, const response_info& i
                static_cast<unsigned long long>(info.body_bytes), static_cast<long long>(micros));
 }
 
+// The status lines of every status reason_phrase() names, made once.
+class status_lines {
+ public:
+  status_lines() {
+    for (unsigned status = first; status < first + lines_.size(); ++status) {
+      const auto reason = reason_phrase(status);
+      if (status != 500 && reason == reason_phrase(500)) continue;
+      lines_[status - first] =
+          "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
+    }
+  }
+  [[nodiscard]] std::string_view operator[](unsigned status) const noexcept {
+    const bool named =
+        status >= first && status < first + lines_.size() && !lines_[status - first].empty();
+    return lines_[(named ? status : 500) - first];
+  }
+
+ private:
+  static constexpr unsigned first = 100;
+  std::array<std::string, 500> lines_;
+};
+
+const status_lines lines_by_status;
+
 }  // namespace
+
+std::string_view status_line(unsigned status) noexcept {
+  return lines_by_status[status];
+}
+
+void http1_writer::start(unsigned status) noexcept {
+  out_.text(status_line(status));
+  out_.text(date_);
+}
+
+void http1_writer::lines(std::string_view block) noexcept {
+  out_.view(block);
+}
+
+void http1_writer::begin_field(const field_name& name) noexcept {
+  out_.text(name.text);
+  out_.text(": ");
+}
+
+void http1_writer::value_text(std::string_view bytes) noexcept {
+  out_.text(bytes);
+}
+void http1_writer::value_view(std::string_view bytes) noexcept {
+  out_.view(bytes);
+}
+void http1_writer::value_number(std::uint64_t number) noexcept {
+  out_.number(number);
+}
+void http1_writer::end_field() noexcept {
+  out_.text("\r\n");
+}
+void http1_writer::close_connection() noexcept {
+  close_ = true;
+}
+
+// The Connection line when one is due, then the blank line that ends the header. A refusal that
+// keeps the connection says so to an HTTP/1.0 client, like any other answer.
+void http1_writer::end_header() noexcept {
+  if (close_) {
+    out_.text("Connection: close\r\n");
+  } else if (says_keep_alive_) {
+    out_.text("Connection: keep-alive\r\n");
+  }
+  out_.text("\r\n");
+}
+
+void http1_writer::body_view(std::string_view bytes) noexcept {
+  out_.view(bytes);
+}
+void http1_writer::body_text(std::string_view bytes) noexcept {
+  out_.text(bytes);
+}
 
 http1_protocol::next http1_protocol::on_input(std::string_view input, bool peer_done,
                                               std::string_view date, http1_context& ctx,
@@ -76,19 +153,22 @@ std::size_t http1_protocol::answer_one(std::string_view input, std::string_view 
   if (parsed.status == parse_status::need_more) return 0;
   response_info info;
   std::size_t used;
+  bool closes;
   if (parsed.status == parse_status::complete) {
     ++requests_;
     const bool last = requests_ >= limits.requests_per_connection || ctx.draining;
-    info = ctx.answers.respond(req, last ? connection_end::close : connection_end::as_requested,
-                               date, out);
+    http1_writer w(out, date, last ? connection_end::close : connection_end::as_requested, req);
+    info = ctx.answers.respond(req, w);
+    closes = w.closes();
     used = parsed.consumed;
   } else {
     // A refusal ends the connection: what follows the bad bytes cannot be trusted.
-    info = ctx.answers.respond_error(refusal_status(parsed.status), body_mode::with_body,
-                                     connection_end::close, date, out);
+    http1_writer w(out, date, connection_end::close, false);
+    info = ctx.answers.respond_error(refusal_status(parsed.status), body_mode::with_body, w);
+    closes = true;
     used = input.size();
   }
-  if (info.close) closing_ = true;
+  if (closes) closing_ = true;
   if (info.corrupt) {
     std::fprintf(stderr, "kawipiko serve: error: corrupt archive record for '%.*s'\n",
                  static_cast<int>(std::min<std::size_t>(req.target.size(), 200)),

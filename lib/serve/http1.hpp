@@ -3,7 +3,9 @@
 // complete request at the start of the input (Beast's parser, parser.hpp), has the handler
 // answer it into the batch, keeps the bytes of an unfinished request for the next read, and
 // says when the connection must end. Pipelined requests are answered in order, into one batch
-// as long as the batch has room. Knows no socket, so it is tested and fuzzed over memory.
+// as long as the batch has room. Knows no socket, so it is tested and fuzzed over memory. Its
+// response_writer turns the handler's descriptions into HTTP/1.1 text: the status line, Date,
+// the archive's blocks as they are, made-up lines, Connection, and the body slices.
 
 #include <cstddef>
 #include <string>
@@ -12,8 +14,56 @@
 #include "serve/handler.hpp"
 #include "serve/options.hpp"
 #include "serve/output.hpp"
+#include "serve/response.hpp"
 
 namespace kawipiko::serve {
+
+// How the connection ends after a response. `as_requested` leaves it to the request (its version
+// and Connection field; a refusal, which has no request, then keeps the connection); `close`
+// ends it whatever was asked, with "Connection: close" (request cap reached, server draining,
+// a request that could not be parsed).
+enum class connection_end { as_requested, close };
+
+// "HTTP/1.1 404 Not Found\r\n".
+[[nodiscard]] std::string_view status_line(unsigned status) noexcept;
+
+// One response into a batch, as HTTP/1.1 text. Archive bytes and constants are referenced, not
+// copied; made-up text is copied into the batch's scratch area, joining one part. `out` must
+// have room for one response (output::has_room_for_response). `date` is the Date line.
+class http1_writer final : public response_writer {
+ public:
+  http1_writer(output& out, std::string_view date, connection_end end,
+               bool says_keep_alive) noexcept
+      : out_(out),
+        date_(date),
+        close_(end == connection_end::close),
+        says_keep_alive_(says_keep_alive) {}
+
+  // The writer for the answer to `req`: it closes when `end` says so or the request asked to.
+  http1_writer(output& out, std::string_view date, connection_end end, const request& req) noexcept
+      : http1_writer(out, date, req.keep_alive ? end : connection_end::close, req.version == 10) {}
+
+  void start(unsigned status) noexcept override;
+  void lines(std::string_view block) noexcept override;
+  void begin_field(const field_name& name) noexcept override;
+  void value_text(std::string_view bytes) noexcept override;
+  void value_view(std::string_view bytes) noexcept override;
+  void value_number(std::uint64_t number) noexcept override;
+  void end_field() noexcept override;
+  void close_connection() noexcept override;
+  void end_header() noexcept override;
+  void body_view(std::string_view bytes) noexcept override;
+  void body_text(std::string_view bytes) noexcept override;
+
+  // Whether the connection ends after this response ("Connection: close" was written).
+  [[nodiscard]] bool closes() const noexcept { return close_; }
+
+ private:
+  output& out_;
+  std::string_view date_;
+  bool close_;
+  bool says_keep_alive_;  // an HTTP/1.0 client is told when the connection stays
+};
 
 // What a worker lends the protocol of each of its connections.
 struct http1_context {

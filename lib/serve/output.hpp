@@ -47,10 +47,10 @@ class output {
   static constexpr std::size_t max_parts = 512;  // well under IOV_MAX (1024)
   static constexpr std::size_t scratch_size = 64 * 1024;
   // Room one more response may need at most: a 16-range multipart answer takes 105 parts
-  // (6 per range) and under 2 KiB of text, a redirect keeps at most max_query bytes of query.
+  // (6 per range) and under 2 KiB of text, a redirect copies at most max_copied_value bytes of
+  // the request (response.hpp).
   static constexpr std::size_t response_parts = 112;
   static constexpr std::size_t response_bytes = 8 * 1024;
-  static constexpr std::size_t max_query = 4 * 1024;
 
   void clear() noexcept {
     count_ = 0;

@@ -26,8 +26,7 @@ class tls_transport final : record_sender {
 
   // `plain`: the worker's read buffer, where decrypted bytes go. Throws std::bad_alloc if OpenSSL
   // cannot make the connection's objects.
-  tls_transport(std::span<char> plain, socket_type socket, SSL_CTX* context,
-                tls_buffers& buffers)
+  tls_transport(std::span<char> plain, socket_type socket, SSL_CTX* context, tls_buffers& buffers)
       : channel_(buffers.cipher_in, std::move(socket)),
         plain_(plain),
         session_(context, buffers, *this) {}
@@ -46,8 +45,8 @@ class tls_transport final : record_sender {
       });
       return;
     }
-    channel_.read(0, [this, h = std::forward<Handler>(handler)](
-                         const boost::system::error_code& ec, std::size_t n) mutable {
+    channel_.read(0, [this, h = std::forward<Handler>(handler)](const boost::system::error_code& ec,
+                                                                std::size_t n) mutable {
       if (ec) return h(ec, std::size_t{0});
       session_.take_records({channel_.shared().data(), n});
       deliver(session_.decrypt(plain_.subspan(offset_)), std::move(h));

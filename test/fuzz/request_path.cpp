@@ -18,6 +18,7 @@
 
 #include "fuzz_support.hpp"
 #include "serve/handler.hpp"
+#include "serve/http1.hpp"
 #include "serve/options.hpp"
 #include "serve/output.hpp"
 #include "serve/parser.hpp"
@@ -81,7 +82,7 @@ serve::parse_result parse(std::string_view rest, std::size_t header_limit, serve
   return parsed;
 }
 
-// Answers `input` like session::answer and session::written do; returns the bytes written and
+// Answers `input` like http1_protocol::on_input does; returns the bytes written and
 // appends one `answer` per response.
 std::string converse(const serve::site& site, bool security_headers, std::string_view input,
                      std::vector<answer>& answers) {
@@ -111,21 +112,22 @@ std::string converse(const serve::site& site, bool security_headers, std::string
         ++requests;
         const auto end = requests >= requests_per_connection ? serve::connection_end::close
                                                              : serve::connection_end::as_requested;
-        info = handler.respond(req, end, date, out);
+        serve::http1_writer w(out, date, end, req);
+        info = handler.respond(req, w);
+        closing = w.closes();
         head = req.verb == serve::method::head;
         offset += parsed.consumed;
       } else {
-        info =
-            handler.respond_error(serve::refusal_status(parsed.status), serve::body_mode::with_body,
-                                  serve::connection_end::close, date, out);
+        serve::http1_writer w(out, date, serve::connection_end::close, false);
+        info = handler.respond_error(serve::refusal_status(parsed.status),
+                                     serve::body_mode::with_body, w);
+        closing = true;
         offset = input.size();
       }
-      closing = info.close;
       // What has_room_for_response() relies on: one response stays within these bounds.
       KAWIPIKO_FUZZ_CHECK(out.parts().size() - parts_before <= serve::output::response_parts);
       KAWIPIKO_FUZZ_CHECK(scratch_bytes(out) - scratch_before <= serve::output::response_bytes);
-      answers.push_back(
-          {info.status, head, info.close, info.body_bytes, out.bytes() - bytes_before});
+      answers.push_back({info.status, head, closing, info.body_bytes, out.bytes() - bytes_before});
     }
     for (const auto& part : out.parts()) {
       wire.append(static_cast<const char*>(part.iov_base), part.iov_len);

@@ -1,8 +1,10 @@
 #include "serve/handler.hpp"
 
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -10,6 +12,7 @@
 #include "archive/builder.hpp"
 #include "archive/compress.hpp"
 #include "serve/date_line.hpp"
+#include "serve/http1.hpp"
 #include "serve/options.hpp"
 #include "serve/output.hpp"
 #include "serve/parser.hpp"
@@ -101,6 +104,7 @@ std::string_view test_date() {
 
 struct answer {
   serve::response_info info;
+  bool close;  // the HTTP/1.1 writer ends the connection after it
   std::string raw;
   http_response response;
 };
@@ -112,13 +116,14 @@ std::string concatenate(const serve::output& out) {
   return raw;
 }
 
-answer finish(const serve::response_info& info, const serve::output& out, bool head_request) {
+answer finish(const serve::response_info& info, bool close, const serve::output& out,
+              bool head_request) {
   const auto raw = concatenate(out);
   CHECK(raw.size() == out.bytes());
   INFO(raw);
   http_response response;
   REQUIRE_NOTHROW(response = parse_response(raw, head_request));
-  return {info, raw, response};
+  return {info, close, raw, response};
 }
 
 answer respond(const serve::request& req, bool closing = false, bool security = true,
@@ -127,8 +132,9 @@ answer respond(const serve::request& req, bool closing = false, bool security = 
                          serve::answer_settings{.security_headers = security});
   auto out = std::make_unique<serve::output>();
   const auto end = closing ? serve::connection_end::close : serve::connection_end::as_requested;
-  const auto info = handler.respond(req, end, test_date(), *out);
-  return finish(info, *out, req.verb == serve::method::head);
+  serve::http1_writer w(*out, test_date(), end, req);
+  const auto info = handler.respond(req, w);
+  return finish(info, w.closes(), *out, req.verb == serve::method::head);
 }
 
 serve::request get(std::string_view target) {
@@ -196,7 +202,7 @@ TEST_CASE("a GET is answered with the archived header block, made-up lines and t
   CHECK(a.info.status == 200);
   CHECK(a.info.body_bytes == 5);
   CHECK(a.info.coding == archive::encoding::identity);
-  CHECK_FALSE(a.info.close);
+  CHECK_FALSE(a.close);
   CHECK_FALSE(a.info.corrupt);
   CHECK_FALSE(a.response.has("Server"));
 }
@@ -237,7 +243,7 @@ TEST_CASE("other methods get 405 with Allow: GET, HEAD and keep the connection",
   CHECK(a.response.status_line == "HTTP/1.1 405 Method Not Allowed");
   CHECK(a.response.field("Allow") == "GET, HEAD");
   CHECK(a.response.body == "405 Method Not Allowed\n");
-  CHECK_FALSE(a.info.close);
+  CHECK_FALSE(a.close);
   CHECK_FALSE(a.response.has("Connection"));
   CHECK(a.response.field("X-Frame-Options") == "SAMEORIGIN");
 }
@@ -250,7 +256,7 @@ TEST_CASE("unknown methods get 501 without Allow and keep the connection", "[ser
   CHECK(a.response.status_line == "HTTP/1.1 501 Not Implemented");
   CHECK_FALSE(a.response.has("Allow"));
   CHECK(a.response.body == "501 Not Implemented\n");
-  CHECK_FALSE(a.info.close);
+  CHECK_FALSE(a.close);
   CHECK_FALSE(a.response.has("Connection"));
   req.target = "/nothing-here";  // whatever the target
   CHECK(respond(req).info.status == 501);
@@ -280,7 +286,7 @@ TEST_CASE("NUL, bad escapes, control characters and bad forms give 400 and close
     INFO(target);
     const auto a = respond(get(target));
     CHECK(a.info.status == 400);
-    CHECK(a.info.close);
+    CHECK(a.close);
     CHECK(a.response.field("Connection") == "close");
     CHECK(a.response.body == "400 Bad Request\n");
   }
@@ -293,7 +299,7 @@ TEST_CASE("a target whose path does not fit the path buffer gives 414 and closes
   CHECK(a.info.status == 414);
   CHECK(a.response.status_line == "HTTP/1.1 414 URI Too Long");
   CHECK(a.response.body == "414 URI Too Long\n");
-  CHECK(a.info.close);
+  CHECK(a.close);
   CHECK(a.response.field("Connection") == "close");
   // One that fits is looked up.
   CHECK(respond(get("/" + std::string(8000, 'a'))).info.status == 404);
@@ -319,14 +325,14 @@ TEST_CASE("lookup follows the archive: index, alias, wildcard, error page, built
     CHECK(custom.response.status_line == "HTTP/1.1 404 Not Found");
     CHECK(custom.response.body == "custom not found");
     CHECK(custom.response.field("Content-Type") == "text/html; charset=utf-8");
-    CHECK_FALSE(custom.info.close);
+    CHECK_FALSE(custom.close);
   }
 
   const auto builtin = respond(get("/nothing/here"));
   CHECK(builtin.info.status == 404);
   CHECK(builtin.response.body == "404 Not Found\n");
   CHECK(builtin.response.field("Content-Type") == "text/plain; charset=utf-8");
-  CHECK_FALSE(builtin.info.close);
+  CHECK_FALSE(builtin.close);
 }
 
 TEST_CASE("slash redirects are 308 with an encoded Location that keeps the query",
@@ -366,7 +372,7 @@ TEST_CASE("slash redirects are 308 with an encoded Location that keeps the query
 
 TEST_CASE("a redirect keeps a query up to the batch's bound, past it answers 414",
           "[serve][handler]") {
-  const std::string longest = "/docs?" + std::string(serve::output::max_query - 1, 'q');
+  const std::string longest = "/docs?" + std::string(serve::max_copied_value - 1, 'q');
   const auto kept = respond(get(longest));
   CHECK(kept.info.status == 308);
   CHECK(kept.response.field("Location") == "/docs/" + longest.substr(5));
@@ -554,7 +560,7 @@ TEST_CASE("a failing If-Match gives 412 before If-None-Match and Range, keeping 
     CHECK(a.response.body == "412 Precondition Failed\n");
     CHECK(a.response.field("Content-Type") == "text/plain; charset=utf-8");
     CHECK_FALSE(a.response.has("ETag"));
-    CHECK_FALSE(a.info.close);
+    CHECK_FALSE(a.close);
     CHECK_FALSE(a.response.has("Connection"));
     const auto headed = respond(with_if_match(head("/hello.txt"), value));
     CHECK(headed.info.status == 412);
@@ -813,7 +819,7 @@ TEST_CASE("Connection follows the request's version, keep-alive wish and the clo
         req.version = version;
         req.keep_alive = keep_alive;
         const auto a = respond(req, closing);
-        CHECK(a.info.close == close);
+        CHECK(a.close == close);
         CHECK(a.response.count("Connection") == (connection ? 1u : 0u));
         if (connection != nullptr) CHECK(a.response.field("Connection") == connection);
       }
@@ -822,7 +828,7 @@ TEST_CASE("Connection follows the request's version, keep-alive wish and the clo
     ranged.version = version;
     ranged.keep_alive = keep_alive;
     const auto a = respond(ranged, closing);
-    CHECK(a.info.close == close);
+    CHECK(a.close == close);
     if (connection != nullptr) CHECK(a.response.field("Connection") == connection);
   }
 }
@@ -836,13 +842,14 @@ TEST_CASE("refusals are short text answers that say whether the connection close
       for (const bool is_head : {false, true}) {
         serve::handler handler(site, serve::answer_settings{});
         auto out = std::make_unique<serve::output>();
+        serve::http1_writer w(
+            *out, test_date(),
+            closing ? serve::connection_end::close : serve::connection_end::as_requested, false);
         const auto info = handler.respond_error(
-            status, is_head ? serve::body_mode::head_only : serve::body_mode::with_body,
-            closing ? serve::connection_end::close : serve::connection_end::as_requested,
-            test_date(), *out);
-        const auto a = finish(info, *out, is_head);
+            status, is_head ? serve::body_mode::head_only : serve::body_mode::with_body, w);
+        const auto a = finish(info, w.closes(), *out, is_head);
         CHECK(info.status == status);
-        CHECK(info.close == closing);
+        CHECK(w.closes() == closing);
         CHECK(info.corrupt == (status == 500));
         CHECK(a.response.status == status);
         const auto reason = std::string(serve::status_line(status).substr(9));
@@ -867,7 +874,7 @@ TEST_CASE("a corrupt record gives 500 for its path while the others are served",
   const auto bad = respond(get("/hello.txt"), false, true, damaged);
   CHECK(bad.info.status == 500);
   CHECK(bad.info.corrupt);
-  CHECK_FALSE(bad.info.close);
+  CHECK_FALSE(bad.close);
   CHECK(bad.response.status_line == "HTTP/1.1 500 Internal Server Error");
   CHECK(bad.response.body == "500 Internal Server Error\n");
   const auto alias = respond(get("/hello"), false, true, damaged);
@@ -885,8 +892,9 @@ TEST_CASE("responses appended to one batch stay whole and in order", "[serve][ha
   while (out->has_room_for_response()) {
     const auto first = n % 1000;
     const auto range = "bytes=" + std::to_string(first) + "-" + std::to_string(first);
-    (void)handler.respond(with_range(get("/data.bin"), range), serve::connection_end::as_requested,
-                          test_date(), *out);
+    const auto req = with_range(get("/data.bin"), range);
+    serve::http1_writer w(*out, test_date(), serve::connection_end::as_requested, req);
+    (void)handler.respond(req, w);
     expected.push_back("bytes " + std::to_string(first) + "-" + std::to_string(first) + "/1000");
     ++n;
   }
@@ -904,4 +912,154 @@ TEST_CASE("responses appended to one batch stay whole and in order", "[serve][ha
     at = end + 5;
   }
   CHECK(at == raw.size());
+}
+
+namespace {
+
+// A writer that records the description as events, for checking the contract of response.hpp
+// without any protocol's framing.
+struct recording_writer final : serve::response_writer {
+  struct field_event {
+    std::string name, lower, value;
+  };
+  unsigned status = 0;
+  int starts = 0, header_ends = 0;
+  bool closes = false;
+  bool out_of_order = false;  // a header call after end_header, or a body call before it
+  std::vector<std::string> blocks;
+  std::vector<field_event> fields;
+  std::string body;
+  bool in_field = false;
+
+  void header_call() {
+    if (starts != 1 || header_ends != 0) out_of_order = true;
+  }
+  void start(unsigned code) noexcept override {
+    ++starts;
+    status = code;
+  }
+  void lines(std::string_view block) noexcept override {
+    header_call();
+    blocks.emplace_back(block);
+  }
+  void begin_field(const serve::field_name& name) noexcept override {
+    header_call();
+    if (in_field) out_of_order = true;
+    in_field = true;
+    fields.push_back({std::string(name.text), std::string(name.lower), {}});
+  }
+  void value_text(std::string_view bytes) noexcept override { fields.back().value += bytes; }
+  void value_view(std::string_view bytes) noexcept override { fields.back().value += bytes; }
+  void value_number(std::uint64_t n) noexcept override { fields.back().value += std::to_string(n); }
+  void end_field() noexcept override {
+    if (!in_field) out_of_order = true;
+    in_field = false;
+  }
+  void close_connection() noexcept override {  // any time before end_header
+    if (header_ends != 0) out_of_order = true;
+    closes = true;
+  }
+  void end_header() noexcept override {
+    header_call();
+    ++header_ends;
+  }
+  void body_view(std::string_view bytes) noexcept override { body_call(bytes); }
+  void body_text(std::string_view bytes) noexcept override { body_call(bytes); }
+  void body_call(std::string_view bytes) {
+    if (header_ends != 1) out_of_order = true;
+    body += bytes;
+  }
+};
+
+// Whether `block` is whole "Name: value\r\n" lines, with a token name and no CR or LF inside.
+bool is_whole_lines(std::string_view block) {
+  while (!block.empty()) {
+    const auto end = block.find("\r\n");
+    if (end == std::string_view::npos) return false;
+    const auto line = block.substr(0, end);
+    const auto colon = line.find(": ");
+    if (colon == 0 || colon == std::string_view::npos) return false;
+    if (line.find_first_of("\r\n") != std::string_view::npos) return false;
+    block.remove_prefix(end + 2);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("the handler describes every kind of answer without HTTP/1.1 framing",
+          "[serve][handler]") {
+  const auto etag = etag_of("/index.html");
+  struct asked {
+    serve::request req;
+    unsigned status;
+    unsigned https_port;
+  };
+  auto other = get("/index.html");
+  other.verb = serve::method::other;
+  auto unknown = get("/index.html");
+  unknown.verb = serve::method::unknown;
+  const std::vector<asked> cases = {
+      {get("/index.html"), 200, 0},
+      {head("/index.html"), 200, 0},
+      {with_encoding(get("/index.html"), "gzip"), 200, 0},
+      {with_range(get("/data.bin"), "bytes=0-9"), 206, 0},
+      {with_range(get("/data.bin"), "bytes=0-9,20-29"), 206, 0},
+      {with_range(get("/data.bin"), "bytes=5000-"), 416, 0},
+      {with_if_none_match(get("/index.html"), etag), 304, 0},
+      {with_if_match(get("/index.html"), "\"other\""), 412, 0},
+      {get("/docs?a=1"), 308, 0},
+      {get("/nothing/here"), 404, 0},
+      {get("/%zz"), 400, 0},
+      {other, 405, 0},
+      {unknown, 501, 0},
+      {get("/index.html?x"), 308, 8443},
+  };
+  for (const auto& c : cases) {
+    INFO(c.req.target << " " << c.status);
+    auto req = c.req;
+    req.host = "example.com";
+    serve::handler handler(*shared().site, serve::answer_settings{.https_port = c.https_port});
+    recording_writer w;
+    const auto info = handler.respond(req, w);
+    CHECK(info.status == c.status);
+    CHECK(w.status == c.status);
+    CHECK(w.starts == 1);
+    CHECK(w.header_ends == 1);
+    CHECK_FALSE(w.out_of_order);
+    CHECK_FALSE(w.in_field);
+    CHECK(w.closes == (c.status == 400));
+    for (const auto& block : w.blocks) {
+      INFO(block);
+      CHECK(is_whole_lines(block));
+      CHECK(block.find("Connection:") == std::string::npos);
+    }
+    std::optional<std::string> length;
+    for (const auto& f : w.fields) {
+      INFO(f.name << ": " << f.value);
+      CHECK(f.value.find_first_of("\r\n") == std::string::npos);
+      CHECK(f.lower.size() == f.name.size());
+      for (std::size_t i = 0; i < f.name.size(); ++i) {
+        CHECK(f.lower[i] == static_cast<char>(std::tolower(static_cast<unsigned char>(f.name[i]))));
+      }
+      if (f.name == "Content-Length") length = f.value;
+    }
+    for (const auto& block : w.blocks) {
+      const auto at = block.find("Content-Length: ");
+      if (at != std::string::npos) length = block.substr(at + 16, block.find("\r\n", at) - at - 16);
+    }
+    if (c.status == 304) {  // no Content-Length: it would be the 200's (RFC 9110 §8.6)
+      CHECK_FALSE(length.has_value());
+      CHECK(w.body.empty());
+      continue;
+    }
+    REQUIRE(length.has_value());
+    if (req.verb == serve::method::head) {
+      CHECK(w.body.empty());
+      CHECK(*length == std::to_string(page.size()));
+    } else {
+      CHECK(*length == std::to_string(w.body.size()));
+      CHECK(info.body_bytes == w.body.size());
+    }
+  }
 }

@@ -108,11 +108,12 @@ TEST_CASE("parsing and answering requests allocates nothing", "[serve][hot]") {
         serve::request req;
         const auto parsed = serve::parse_request(text, 16 * 1024, req);
         if (parsed.status == serve::parse_status::complete) {
-          (void)handler.respond(req, serve::connection_end::as_requested, "Date: x\r\n",
-                                *out_batch);
+          serve::http1_writer w(*out_batch, "Date: x\r\n", serve::connection_end::as_requested,
+                                req);
+          (void)handler.respond(req, w);
         } else {
-          (void)handler.respond_error(400, serve::body_mode::with_body,
-                                      serve::connection_end::close, "Date: x\r\n", *out_batch);
+          serve::http1_writer w(*out_batch, "Date: x\r\n", serve::connection_end::close, false);
+          (void)handler.respond_error(400, serve::body_mode::with_body, w);
         }
         if (!out_batch->parts().empty()) ++answered;
       }
