@@ -12,6 +12,11 @@ find_package(ZLIB REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(BROTLI REQUIRED IMPORTED_TARGET libbrotlienc libbrotlidec)
 
+# HTTP/2: nghttp2's session (framing, HPACK, flow control, stream states and the floods it
+# guards against), the library behind curl's and Apache's HTTP/2. Debian's package has no CMake
+# file either.
+pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
+
 # SHA-256 for content hashes and ETags (libcrypto: hardware-accelerated and well kept), and TLS
 # (libssl).
 find_package(OpenSSL REQUIRED COMPONENTS Crypto SSL)

@@ -1,6 +1,7 @@
 #pragma once
-// One client connection: a transport (transport.hpp) carrying a protocol (http1.hpp), driven on
-// its worker's io_context. Its steps read top to bottom: do_read -> on_readable -> answer ->
+// One client connection: a transport (transport.hpp) carrying a protocol (HTTP/1.1 in
+// http1.hpp, or HTTP/2 in http2.hpp, chosen by ALPN or by the first bytes), driven on its
+// worker's io_context. Its steps read top to bottom: do_read -> on_readable -> answer ->
 // do_write -> on_writable -> written -> (do_read | do_linger -> on_linger) -> do_close.
 //
 // The connection owns no buffer while it waits: input is read into the worker's buffer once the
@@ -24,6 +25,7 @@
 
 #include "serve/date_line.hpp"
 #include "serve/http1.hpp"
+#include "serve/http2.hpp"
 #include "serve/output.hpp"
 #include "serve/transport.hpp"
 
@@ -40,7 +42,7 @@ class connection_owner;
 // What a worker lends its connections: its handler, options, scratch and read buffer, and
 // itself, to be told when one can be deleted.
 struct connection_context {
-  http1_context http;
+  protocol_context http;
   output& out;
   date_line& date;
   std::span<char> read_buffer;
@@ -86,7 +88,10 @@ class connection final : public connection_base {
   void check(coarse_clock::time_point now) noexcept override {
     if (state_ == state::closed) return;
     if (ctx_.http.opts.limits.timeouts && now >= deadline_) return close();
-    if (ctx_.http.draining && state_ == state::idle) close();
+    if (ctx_.http.draining && state_ == state::idle) {
+      if (h2_) say_goaway();
+      close();
+    }
   }
 
   void close() noexcept override {
@@ -113,7 +118,7 @@ class connection final : public connection_base {
   // request; nothing is held meanwhile.
   void do_read() {
     waiting_ = true;
-    transport_.read(protocol_.kept().size(),
+    transport_.read(kept().size(),
                     [this](const boost::system::error_code& ec, std::size_t n) { on_read(ec, n); });
   }
 
@@ -121,7 +126,7 @@ class connection final : public connection_base {
     waiting_ = false;
     if (state_ == state::closed) return ctx_.owner.on_done(*this);
     if (state_ == state::lingering) return on_linger(ec, n);
-    const auto kept = protocol_.kept();
+    const auto kept = this->kept();
     const auto buffer = ctx_.read_buffer;
     if (ec == boost::asio::error::eof) {
       if (kept.empty()) return close();
@@ -129,7 +134,7 @@ class connection final : public connection_base {
       return answer({buffer.data(), kept.size()}, true);
     }
     if (ec) return close();  // reset and friends: routine, not logged
-    if (kept.empty()) {
+    if (kept.empty() && !h2_) {
       // The first bytes of a request: the header timeout starts now.
       state_ = state::reading;
       deadline_ = coarse_now() + ctx_.http.opts.limits.header_timeout;
@@ -141,9 +146,50 @@ class connection final : public connection_base {
 
   // Answers every complete request in `input` with one batch, and writes it.
   void answer(std::string_view input, bool peer_done) {
-    next_ = protocol_.on_input(input, peer_done, ctx_.date.get(), ctx_.http, ctx_.out);
+    if (!chosen_ && !choose_protocol(input, peer_done)) return do_read();
+    const auto date = ctx_.date.get();
+    next_ = h2_ ? h2_->on_input(input, peer_done, date, ctx_.http, ctx_.out)
+                : protocol_.on_input(input, peer_done, date, ctx_.http, ctx_.out);
     if (ctx_.out.empty()) return written();
     do_write(ctx_.out.parts());
+  }
+
+  // The protocol of the connection, from its first bytes: HTTP/2 when ALPN agreed on "h2", or,
+  // without ALPN, when the input opens with HTTP/2's connection preface (h2c by prior
+  // knowledge, RFC 9113 §3.3; no Upgrade, which RFC 9113 dropped); HTTP/1.1 otherwise. False
+  // while the input is a beginning of the preface too short to tell: it is kept, and more read.
+  bool choose_protocol(std::string_view input, bool peer_done) {
+    const auto alpn = transport_.alpn();
+    bool h2 = alpn == "h2";
+    if (alpn.empty() && ctx_.http.opts.http2) {
+      constexpr auto preface = http2_protocol::preface;
+      const auto n = std::min(input.size(), preface.size());
+      if (input.substr(0, n) == preface.substr(0, n)) {
+        if (n < preface.size() && !peer_done) {
+          protocol_.hold(input);
+          return false;
+        }
+        h2 = n == preface.size();
+      }
+    }
+    chosen_ = true;
+    if (h2) h2_ = std::make_unique<http2_protocol>(ctx_.http.opts);
+    return true;
+  }
+
+  // An idle HTTP/2 connection of a stopping server is told so with GOAWAY before it closes;
+  // what the socket does not take now is not waited for.
+  void say_goaway() noexcept {
+    try {
+      h2_->farewell(ctx_.http, ctx_.out);
+      if (!ctx_.out.empty()) (void)transport_.write(ctx_.out.parts());
+    } catch (const std::exception&) {  // std::bad_alloc inside nghttp2: it closes anyway
+    }
+  }
+
+  // The unanswered input the protocol keeps (HTTP/2 keeps none: nghttp2 takes every byte).
+  [[nodiscard]] std::string_view kept() const noexcept {
+    return h2_ ? h2_->kept() : protocol_.kept();
   }
 
   // Sends `parts`; what the transport does not take now is kept (made-up text copied out of the
@@ -188,22 +234,35 @@ class connection final : public connection_base {
   // The batch is out: what the protocol said comes next.
   void written() {
     switch (next_) {
-      case http1_protocol::next::close:
+      case next_step::close:
         return do_linger();
-      case http1_protocol::next::answer: {
-        const auto kept = protocol_.kept();
+      case next_step::answer: {
+        const auto kept = this->kept();
         std::memcpy(ctx_.read_buffer.data(), kept.data(), kept.size());
         return answer({ctx_.read_buffer.data(), kept.size()}, false);
       }
-      case http1_protocol::next::read:
+      case next_step::read:
         break;
     }
+    if (h2_) return written_h2();
     if (protocol_.idle()) {
       state_ = state::idle;
       deadline_ = coarse_now() + ctx_.http.opts.limits.idle_timeout;
     } else {
       state_ = state::reading;
     }
+    do_read();
+  }
+
+  // HTTP/2 between batches: idle (the idle timeout) without a stream open; with streams waiting
+  // on the client (its window, the rest of a request) the write timeout runs. A stopping server
+  // says GOAWAY once the batch under way is out.
+  void written_h2() {
+    if (ctx_.http.draining && !h2_->goaway_sent()) return answer({}, false);
+    const bool idle = h2_->idle();
+    state_ = idle ? state::idle : state::reading;
+    const auto& limits = ctx_.http.opts.limits;
+    deadline_ = coarse_now() + (idle ? limits.idle_timeout : limits.write_timeout);
     do_read();
   }
 
@@ -267,8 +326,10 @@ class connection final : public connection_base {
   Transport transport_;
   connection_context& ctx_;
   http1_protocol protocol_;
+  std::unique_ptr<http2_protocol> h2_;  // made when the connection turns out to speak HTTP/2
   state state_ = state::idle;
-  http1_protocol::next next_ = http1_protocol::next::read;
+  next_step next_ = next_step::read;
+  bool chosen_ = false;   // the protocol is known (HTTP/1.1 unless h2_)
   bool waiting_ = false;  // a wait is pending: its handler still refers to this connection
   coarse_clock::time_point deadline_;
   // An unfinished write: made only when the socket does not take a batch whole, so that an idle

@@ -2,44 +2,14 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
-#include <cstdio>
+#include <string>
 
 #include "serve/parser.hpp"
+#include "serve/request_log.hpp"
 
 namespace kawipiko::serve {
 
 namespace {
-
-using clock_type = std::chrono::steady_clock;
-
-std::string_view method_name(method m) noexcept {
-  switch (m) {
-    case method::get:
-      return "GET";
-    case method::head:
-      return "HEAD";
-    case method::other:
-      return "OTHER";
-    case method::unknown:
-      return "UNKNOWN";
-  }
-  return "?";
-}
-
-// --debug: one line per answered request on stderr.
-void log_request(const request& req, parse_status parsed, const response_info& info,
-                 clock_type::time_point started) {
-  const auto micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - started).count();
-  const bool complete = parsed == parse_status::complete;
-  const auto target = complete ? req.target : std::string_view("-");
-  std::fprintf(stderr, "[debug] %s %.*s %u %s %llu %lldus\n",
-               complete ? method_name(req.verb).data() : "-",
-               static_cast<int>(std::min<std::size_t>(target.size(), 1024)), target.data(),
-               info.status, archive::token(info.coding).data(),
-               static_cast<unsigned long long>(info.body_bytes), static_cast<long long>(micros));
-}
 
 // The status lines of every status reason_phrase() names, made once.
 class status_lines {
@@ -120,7 +90,7 @@ void http1_writer::body_text(std::string_view bytes) noexcept {
 }
 
 http1_protocol::next http1_protocol::on_input(std::string_view input, bool peer_done,
-                                              std::string_view date, http1_context& ctx,
+                                              std::string_view date, protocol_context& ctx,
                                               output& out) {
   out.clear();
   std::size_t offset = 0;
@@ -144,17 +114,23 @@ http1_protocol::next http1_protocol::on_input(std::string_view input, bool peer_
 }
 
 std::size_t http1_protocol::answer_one(std::string_view input, std::string_view date,
-                                       http1_context& ctx, output& out) {
+                                       protocol_context& ctx, output& out) {
   const auto& limits = ctx.opts.limits;
   const bool debug = ctx.opts.debug;
-  const auto started = debug ? clock_type::now() : clock_type::time_point{};
+  const auto started = debug ? log_clock::now() : log_clock::time_point{};
   request req;
   const auto parsed = parse_request(input, limits.header_bytes, req);
   if (parsed.status == parse_status::need_more) return 0;
   response_info info;
   std::size_t used;
   bool closes;
-  if (parsed.status == parse_status::complete) {
+  if (parsed.status == parse_status::complete && !ctx.opts.http1) {
+    // --http1-disable: this listener speaks HTTP/2 only.
+    http1_writer w(out, date, connection_end::close, false);
+    info = ctx.answers.respond_error(505, body_mode::with_body, w);
+    closes = true;
+    used = input.size();
+  } else if (parsed.status == parse_status::complete) {
     ++requests_;
     const bool last = requests_ >= limits.requests_per_connection || ctx.draining;
     http1_writer w(out, date, last ? connection_end::close : connection_end::as_requested, req);
@@ -169,12 +145,8 @@ std::size_t http1_protocol::answer_one(std::string_view input, std::string_view 
     used = input.size();
   }
   if (closes) closing_ = true;
-  if (info.corrupt) {
-    std::fprintf(stderr, "kawipiko serve: error: corrupt archive record for '%.*s'\n",
-                 static_cast<int>(std::min<std::size_t>(req.target.size(), 200)),
-                 req.target.data());
-  }
-  if (debug) log_request(req, parsed.status, info, started);
+  log_answer("HTTP/1.1", parsed.status == parse_status::complete ? &req : nullptr, info, started,
+             debug);
   return used;
 }
 

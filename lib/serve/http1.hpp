@@ -12,8 +12,8 @@
 #include <string_view>
 
 #include "serve/handler.hpp"
-#include "serve/options.hpp"
 #include "serve/output.hpp"
+#include "serve/protocol.hpp"
 #include "serve/response.hpp"
 
 namespace kawipiko::serve {
@@ -65,37 +65,29 @@ class http1_writer final : public response_writer {
   bool says_keep_alive_;  // an HTTP/1.0 client is told when the connection stays
 };
 
-// What a worker lends the protocol of each of its connections.
-struct http1_context {
-  handler& answers;
-  const options& opts;
-  bool draining = false;  // the server is stopping: every response says "Connection: close"
-};
-
 class http1_protocol {
  public:
-  // What the connection does once the batch is written.
-  enum class next {
-    read,    // wait for more input
-    answer,  // the batch was full: answer the kept input (kept()) before reading more
-    close,   // shut down after the batch (Connection: close, an error, the peer is done)
-  };
+  using next = next_step;
 
   // Bytes of an unfinished request (or, after next::answer, of requests not answered yet), to
   // go in front of the next input.
   [[nodiscard]] std::string_view kept() const noexcept { return kept_; }
   [[nodiscard]] bool idle() const noexcept { return kept_.empty(); }
 
+  // Keeps `input` unanswered, to go in front of the next input: the start of a connection that
+  // may yet turn out to be HTTP/2 (a beginning of its preface).
+  void hold(std::string_view input) { kept_.assign(input); }
+
   // Answers the complete requests at the start of `input` (kept() followed by new bytes) into
   // `out`, which it clears first. `peer_done`: the peer has finished sending, so what is left
   // can never complete. `date` is the Date line.
-  next on_input(std::string_view input, bool peer_done, std::string_view date, http1_context& ctx,
-                output& out);
+  next on_input(std::string_view input, bool peer_done, std::string_view date,
+                protocol_context& ctx, output& out);
 
  private:
   // Answers one request (or refusal) at the start of `input`; returns the bytes it took, or 0
   // when the request is not complete yet.
-  std::size_t answer_one(std::string_view input, std::string_view date, http1_context& ctx,
+  std::size_t answer_one(std::string_view input, std::string_view date, protocol_context& ctx,
                          output& out);
 
   std::string kept_;

@@ -47,6 +47,8 @@ struct options {
   bool debug = false;  // one log line per request
   bool quiet = false;  // no start-up line
   bool security_headers = true;
+  bool http1 = true;  // --http1-disable: HTTP/2 only (ALPN h2; the plain listener h2c only)
+  bool http2 = true;  // --http2-disable: HTTP/1.1 only (ALPN http/1.1; no h2c)
   struct limits limits;
   tls_settings tls;
 };

@@ -62,6 +62,13 @@ class output {
     return count_ + response_parts <= max_parts && used_ + response_bytes <= scratch_size;
   }
 
+  // Whether `parts` more parts with `bytes` of copied text fit (HTTP/2 frames, which come one
+  // at a time), and how much text still fits.
+  [[nodiscard]] bool has_room(std::size_t parts, std::size_t bytes) const noexcept {
+    return count_ + parts <= max_parts && used_ + bytes <= scratch_size;
+  }
+  [[nodiscard]] std::size_t room_bytes() const noexcept { return scratch_size - used_; }
+
   // Appends bytes that stay valid until the batch is written (the archive, static text).
   void view(std::string_view bytes) noexcept {
     if (bytes.empty()) return;

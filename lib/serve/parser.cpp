@@ -200,7 +200,7 @@ std::size_t put_as_http11(header_parser& parser, const request_line& line, std::
   constexpr std::string_view stand_in = "GET / HTTP/1.1\r\n";
   (void)parser.put(boost::asio::const_buffer(stand_in.data(), stand_in.size()), ec);
   if (ec != bhttp::error::need_more) return 0;  // cannot happen: the line is valid and alone
-  req.verb = method_of(bhttp::string_to_verb({line.method.data(), line.method.size()}));
+  req.verb = method_named(line.method);
   req.target = line.target;
   const auto fields = input.substr(line.size);
   ec = {};
@@ -272,6 +272,10 @@ parse_result parse_request(std::string_view input, std::size_t header_limit,
   configure(later, header_limit);
   const std::size_t later_used = put_as_http11(later, line, input, req, ec);
   return outcome(later, ec, later_used, input, header_limit);
+}
+
+method method_named(std::string_view name) noexcept {
+  return method_of(bhttp::string_to_verb({name.data(), name.size()}));
 }
 
 unsigned refusal_status(parse_status status) noexcept {

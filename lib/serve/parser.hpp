@@ -33,6 +33,9 @@ struct parse_result {
 [[nodiscard]] parse_result parse_request(std::string_view input, std::size_t header_limit,
                                          request& req) noexcept;
 
+// The method a request names, by Beast's verb table (HTTP/2's :method uses it too).
+[[nodiscard]] method method_named(std::string_view name) noexcept;
+
 // The status a refused parse is answered with, after which the connection closes: 400, 413,
 // 414, 431 or 505. Only for results other than complete and need_more.
 [[nodiscard]] unsigned refusal_status(parse_status status) noexcept;

@@ -388,6 +388,9 @@ void validate_listeners(const options& opts) {
   if (opts.bind.empty() && tls.empty()) {
     throw base::invalid_option("--bind or --bind-tls is required");
   }
+  if (!opts.http1 && !opts.http2) {
+    throw base::invalid_option("--http1-disable and --http2-disable leave no protocol");
+  }
   if (!opts.bind.empty()) (void)parse_bind(opts.bind);
   if (tls.empty()) return;
   const auto tls_endpoint = parse_bind(tls, "--bind-tls");
@@ -502,6 +505,15 @@ listen_plan plan_listeners(const options& opts, std::vector<base::unique_fd>& ho
   return plan;
 }
 
+// What ALPN offers, in the server's order of preference: h2 first (RFC 9113 §3.2), as browsers
+// and curl expect.
+std::vector<std::string> alpn_protocols(const options& opts) {
+  std::vector<std::string> protocols;
+  if (opts.http2) protocols.emplace_back("h2");
+  if (opts.http1) protocols.emplace_back("http/1.1");
+  return protocols;
+}
+
 }  // namespace
 
 int run(const options& opts) {
@@ -510,7 +522,7 @@ int run(const options& opts) {
   std::vector<base::unique_fd> holders;
   const listen_plan plan = plan_listeners(opts, holders);
   // Made before any fork, so that every process shares its session-ticket keys.
-  const auto tls = make_tls_context(opts.tls, {"http/1.1"});
+  const auto tls = make_tls_context(opts.tls, alpn_protocols(opts));
   const site s(opts);
   const std::string what = describe_site(s, opts);
   block_serve_signals();

@@ -15,6 +15,7 @@
 #include <climits>
 #include <cstddef>
 #include <span>
+#include <string_view>
 #include <utility>
 
 namespace kawipiko::serve {
@@ -171,6 +172,9 @@ class tcp_transport {
 
   // No more bytes from us; what was written still goes out.
   void shutdown_send() noexcept { ::shutdown(channel_.fd(), SHUT_WR); }
+
+  // No ALPN over plain TCP: the protocol is told by the first bytes.
+  [[nodiscard]] static std::string_view alpn() noexcept { return {}; }
 
   void close() noexcept { channel_.close(); }
 

@@ -152,10 +152,11 @@ TEST_CASE("truncated and bit-flipped archives are refused at open or served, nev
     }
     check(damaged);
   }
-  std::printf("%zu truncations (%zu record starts, twice; %zu table starts), 150 flip variants: %zu "
-              "refused at open, %zu served\n",
-              cuts.size() + 2 * record_starts.size() + table_starts.size(), record_starts.size(),
-              table_starts.size(), refused, served);
+  std::printf(
+      "%zu truncations (%zu record starts, twice; %zu table starts), 150 flip variants: %zu "
+      "refused at open, %zu served\n",
+      cuts.size() + 2 * record_starts.size() + table_starts.size(), record_starts.size(),
+      table_starts.size(), refused, served);
   INFO("refused " << refused << ", served " << served);
   CHECK(refused > 0);
   CHECK(served > 0);

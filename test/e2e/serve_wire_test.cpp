@@ -228,7 +228,7 @@ TEST_CASE("with --debug each request is logged on one line", "[e2e][serve][net]"
       "GET /nothing 404 identity 14 ",  "HEAD /docs 308 identity 0 ",
       "GET /data.bin 206 identity 10 ",
   };
-  // "[debug] <method> <target> <status> <variant> <bytes> <n>us", in request order.
+  // "[debug] <method> <target> <status> <variant> <bytes> <n>us <protocol>", in request order.
   std::vector<std::string> lines;
   for (std::size_t at = 0; (at = log.find("[debug] ", at)) != std::string::npos;) {
     const auto end = log.find('\n', at);
@@ -239,9 +239,12 @@ TEST_CASE("with --debug each request is logged on one line", "[e2e][serve][net]"
   for (std::size_t i = 0; i < lines.size(); ++i) {
     INFO(lines[i]);
     REQUIRE(lines[i].rfind(expected[i], 0) == 0);
-    const auto micros = lines[i].substr(expected[i].size());
+    // Then "<n>us HTTP/1.1": the time taken and the protocol.
+    const std::string protocol = " HTTP/1.1";
+    REQUIRE(lines[i].ends_with("us" + protocol));
+    const auto micros =
+        lines[i].substr(expected[i].size(), lines[i].size() - expected[i].size() - protocol.size());
     CHECK(micros.size() > 2);
-    CHECK(micros.ends_with("us"));
     CHECK(micros.find_first_not_of("0123456789") == micros.size() - 2);
   }
 }

@@ -102,8 +102,8 @@ outcome attack(const std::vector<std::string>& mode, const std::string& path) {
   std::vector<std::string> args = mode;
   for (const std::string& a :
        {std::string("-c"), std::string("500"), std::string("-r"), std::string("200"),
-        std::string("-l"), std::string("8"), std::string("-p"), std::string("2"),
-        std::string("-u"), "http://127.0.0.1:" + std::to_string(server.port()) + path}) {
+        std::string("-l"), std::string("8"), std::string("-p"), std::string("2"), std::string("-u"),
+        "http://127.0.0.1:" + std::to_string(server.port()) + path}) {
     args.push_back(a);
   }
   child_process tool(slowhttptest, args, false);
@@ -134,12 +134,13 @@ outcome attack(const std::vector<std::string>& mode, const std::string& path) {
 }
 
 void check_served(const outcome& o) {
-  std::printf("well-behaved client: %d of %d requests answered; server RSS %zu KiB at start, "
-              "%zu KiB at most\n",
-              o.answered, o.requests, o.baseline_kib, o.peak_kib);
+  std::printf(
+      "well-behaved client: %d of %d requests answered; server RSS %zu KiB at start, "
+      "%zu KiB at most\n",
+      o.answered, o.requests, o.baseline_kib, o.peak_kib);
   INFO("requests " << o.requests << ", answered " << o.answered << ", RSS " << o.baseline_kib
-                    << " -> " << o.peak_kib << " KiB, server exit " << o.server_exit
-                    << ", server stderr: " << o.server_errors);
+                   << " -> " << o.peak_kib << " KiB, server exit " << o.server_exit
+                   << ", server stderr: " << o.server_errors);
   INFO("slowhttptest said:\n"
        << o.report.substr(o.report.size() > 2000 ? o.report.size() - 2000 : 0));
   CHECK(o.requests >= 20);  // the attack lasted long enough to mean something
@@ -167,8 +168,8 @@ TEST_CASE("slow readers (slowhttptest -X) do not starve others nor grow memory",
           "[e2e][serve][net][hostile][slow]") {
   // Windows of 1-64 bytes, 32 bytes read a second, three requests pipelined per connection: the
   // responses (3 MiB a connection, 1.5 GiB in all) sit in the archive, not in the server.
-  const auto o = attack({"-X", "-w", "1", "-y", "64", "-n", "1", "-z", "32", "-k", "3"},
-                        "/big.bin");
+  const auto o =
+      attack({"-X", "-w", "1", "-y", "64", "-n", "1", "-z", "32", "-k", "3"}, "/big.bin");
   check_served(o);
   CHECK(highest_count(o.report, "connected") > 100);  // the attack did hold its connections
 }

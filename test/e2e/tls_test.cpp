@@ -433,7 +433,7 @@ TEST_CASE(
 
 TEST_CASE(
     "openssl s_client: TLS 1.1 and a CBC suite are refused, TLS 1.2 and 1.3 accepted, ALPN "
-    "gives http/1.1 or nothing",
+    "gives h2, http/1.1 or nothing",
     "[e2e][serve][tls][net]") {
   const tls_site s;
   // RSA: with an ECDSA certificate no RSA suite could be chosen anyway, refused or not.
@@ -467,21 +467,28 @@ TEST_CASE(
     CHECK(contains(alpn.out, "\nALPN protocol: http/1.1\n"));
   }
   {
+    // h2 is preferred when offered, whatever the client's order.
+    const auto both = s_client(port, "-alpn http/1.1,h2", s.folder);
+    INFO(transcript(both));
+    CHECK(both.exit_code == 0);
+    CHECK(contains(both.out, "\nALPN protocol: h2\n"));
+  }
+  {
     // A client offering only a protocol the server does not speak goes on without ALPN, in
     // HTTP/1.1; -ign_eof: s_client waits for the server to end the connection after its answer.
     const auto request = s.folder.write(
         "request.txt", "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    const auto h2 = s_client(port, "-alpn h2 -ign_eof", s.folder, request);
-    INFO(transcript(h2));
-    CHECK(h2.exit_code == 0);
-    CHECK(contains(h2.out, "\nNo ALPN negotiated\n"));
-    CHECK(contains(h2.out, "\nHTTP/1.1 200 OK\r\n"));
-    CHECK(contains(h2.out, "\r\n\r\n" + index_body));
+    const auto other = s_client(port, "-alpn spdy/3 -ign_eof", s.folder, request);
+    INFO(transcript(other));
+    CHECK(other.exit_code == 0);
+    CHECK(contains(other.out, "\nNo ALPN negotiated\n"));
+    CHECK(contains(other.out, "\nHTTP/1.1 200 OK\r\n"));
+    CHECK(contains(other.out, "\r\n\r\n" + index_body));
   }
-  // The same with the raw client: h2 and http/1.1 offered gives http/1.1, no ALPN gives none.
-  tls_client both(port, tls_client_settings{.alpn = {"h2", "http/1.1"}});
-  CHECK(both.alpn() == "http/1.1");
-  CHECK(both.request(get("/")).body == index_body);
+  // The same with the raw client: http/1.1 offered gives http/1.1, no ALPN gives none.
+  tls_client one(port, tls_client_settings{.alpn = {"spdy/3", "http/1.1"}});
+  CHECK(one.alpn() == "http/1.1");
+  CHECK(one.request(get("/")).body == index_body);
   tls_client none(port);
   CHECK(none.alpn().empty());
   CHECK(none.request(get("/")).body == index_body);

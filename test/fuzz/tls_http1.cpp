@@ -70,7 +70,7 @@ struct server_side {
   serve::tls_session session{server_tls->current().get(), *buffers, sender};
   serve::options opts;
   serve::handler answers{*site, serve::answer_settings{}};
-  serve::http1_context ctx{answers, opts};
+  serve::protocol_context ctx{answers, opts};
   serve::http1_protocol protocol;
   std::string plain;  // the worker's read buffer
   bool failed = false;

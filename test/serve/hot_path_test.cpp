@@ -137,7 +137,7 @@ TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without alloca
   opts.archive = build.archive;
   const serve::site site(opts);
   serve::handler handler(site, serve::answer_settings{});
-  serve::http1_context ctx{handler, opts};
+  serve::protocol_context ctx{handler, opts};
   serve::http1_protocol protocol;
   auto out_batch = std::make_unique<serve::output>();
   std::string batch;

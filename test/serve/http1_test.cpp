@@ -46,7 +46,7 @@ fixture& shared() {
 struct conversation {
   serve::options opts;
   serve::handler answers{*shared().site, {.security_headers = false}};
-  serve::http1_context ctx{answers, opts};
+  serve::protocol_context ctx{answers, opts};
   serve::http1_protocol protocol;
   std::unique_ptr<serve::output> out = std::make_unique<serve::output>();
   std::string date = "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n";

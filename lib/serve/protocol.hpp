@@ -1,0 +1,25 @@
+#pragma once
+// What the protocols of a connection (HTTP/1.1 in http1.hpp, HTTP/2 in http2.hpp) share: what
+// the worker lends them, and what they tell the connection to do once a batch is written. Both
+// take bytes in and put a batch of frames or responses out, without I/O.
+
+#include "serve/handler.hpp"
+#include "serve/options.hpp"
+
+namespace kawipiko::serve {
+
+// What a worker lends the protocol of each of its connections.
+struct protocol_context {
+  handler& answers;
+  const options& opts;
+  bool draining = false;  // the server is stopping: no new requests after those under way
+};
+
+// What the connection does once the batch is written.
+enum class next_step {
+  read,    // wait for more input
+  answer,  // the batch was full: go on (with the kept input) before reading more
+  close,   // shut down after the batch (Connection: close, GOAWAY, an error, the peer is done)
+};
+
+}  // namespace kawipiko::serve
