@@ -15,15 +15,6 @@ namespace {
 
 using archive::encoding;
 
-constexpr std::string_view security_lines =
-    "X-Content-Type-Options: nosniff\r\n"
-    "Referrer-Policy: strict-origin-when-cross-origin\r\n"
-    "X-Frame-Options: SAMEORIGIN\r\n";
-
-// A year, as RFC 6797 §11.2 suggests; without includeSubDomains, which would commit hosts this
-// server does not know of.
-constexpr std::string_view hsts_line = "Strict-Transport-Security: max-age=31536000\r\n";
-
 constexpr std::size_t max_ranges = 16;
 
 // The variant the client prefers among those stored; identity when it accepts none of them
@@ -69,8 +60,8 @@ struct reply {
   // The status, then the security headers.
   void start(unsigned status) noexcept {
     w.start(status);
-    if (settings.security_headers) w.lines(security_lines);
-    if (settings.hsts) w.lines(hsts_line);
+    if (settings.security_headers) w.lines(constant_lines::security);
+    if (settings.hsts) w.lines(constant_lines::hsts);
   }
 
   [[nodiscard]] bool has_body() const noexcept { return body == body_mode::with_body; }

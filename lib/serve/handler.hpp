@@ -79,6 +79,8 @@ class handler {
   // 412, 413, 414, 431, 500, 501, 505…).
   response_info respond_error(unsigned status, body_mode body, response_writer& w) noexcept;
 
+  [[nodiscard]] const site& source() const noexcept { return site_; }
+
  private:
   const site& site_;
   answer_settings settings_;

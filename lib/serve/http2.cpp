@@ -10,9 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "serve/header_lists.hpp"
 #include "serve/parser.hpp"
 #include "serve/request_log.hpp"
 #include "serve/response.hpp"
+#include "serve/site.hpp"
 
 namespace kawipiko::serve {
 
@@ -30,21 +32,16 @@ struct kept_text {
   }
 };
 
-// The lower-case names of the fields the archive's blocks and the handler's constants hold, so
-// that turning a line into a header list entry copies nothing.
-constexpr std::array known_names = {
-    field_name{"ETag", "etag"},
-    field_name{"Cache-Control", "cache-control"},
-    field_name{"Vary", "vary"},
-    field_name{"Content-Type", "content-type"},
-    field_name{"Content-Encoding", "content-encoding"},
-    field_name{"Content-Length", "content-length"},
-    field_name{"Location", "location"},
-    field_name{"X-Content-Type-Options", "x-content-type-options"},
-    field_name{"Referrer-Policy", "referrer-policy"},
-    field_name{"X-Frame-Options", "x-frame-options"},
-    field_name{"Strict-Transport-Security", "strict-transport-security"},
-};
+// The handler's constant lines, split like the archive's blocks.
+const header_lists& constant_lists() {
+  static const header_lists lists = [] {
+    header_lists made;
+    made.add(constant_lines::security);
+    made.add(constant_lines::hsts);
+    return made;
+  }();
+  return lists;
+}
 
 }  // namespace
 
@@ -96,7 +93,8 @@ using stream = http2_protocol::stream;
 // lower case, archive values referenced) and a list of body pieces.
 class stream_writer final : public response_writer {
  public:
-  stream_writer(stream& s, std::string_view date) noexcept : s_(s), date_(date) {}
+  stream_writer(stream& s, std::string_view date, const header_lists& archive_lists) noexcept
+      : s_(s), date_(date), archive_lists_(archive_lists) {}
 
   void start(unsigned status) noexcept override {
     add(":status", s_.copy(decimal(status).view()));
@@ -104,18 +102,11 @@ class stream_writer final : public response_writer {
     if (date_.size() > 8) add("date", s_.copy(date_.substr(6, date_.size() - 8)));
   }
 
-  // Each "Name: value\r\n" line (well-formed: checked when the archive was opened).
+  // The lines as split when the archive was opened (or, for the handler's constants, once).
   void lines(std::string_view block) noexcept override {
-    while (!block.empty()) {
-      const auto end = block.find("\r\n");
-      const auto line = block.substr(0, end);
-      block.remove_prefix(end == std::string_view::npos ? block.size() : end + 2);
-      const auto colon = line.find(':');
-      if (colon == std::string_view::npos) continue;
-      auto value = line.substr(colon + 1);
-      value.remove_prefix(std::min(value.find_first_not_of(" \t"), value.size()));
-      s_.headers.push_back({lower_name(line.substr(0, colon)), view(value)});
-    }
+    auto found = archive_lists_.find(block);
+    if (found.empty()) found = constant_lists().find(block);
+    for (const auto& line : found) s_.headers.push_back({view(line.name), view(line.value)});
   }
 
   void begin_field(const field_name& name) noexcept override {
@@ -154,22 +145,9 @@ class stream_writer final : public response_writer {
   }
   void add(std::string_view name, kept_text value) { s_.headers.push_back({view(name), value}); }
 
-  // The lower-case form of a field name from a block: a constant for the names the server
-  // writes, a copy otherwise.
-  kept_text lower_name(std::string_view name) {
-    for (const auto& known : known_names) {
-      if (known.text == name) return view(known.lower);
-    }
-    auto copied = s_.copy(name);
-    for (std::size_t i = 0; i < name.size(); ++i) {
-      auto& c = s_.text[copied.at + i];
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return copied;
-  }
-
   stream& s_;
   std::string_view date_;
+  const header_lists& archive_lists_;
   std::string_view field_name_;
   std::size_t value_at_ = 0;
 };
@@ -458,7 +436,7 @@ void http2_protocol::send() {
 
 void http2_protocol::answer(stream& s, bool has_body) {
   const auto req = request_of(s);
-  stream_writer w(s, date_);
+  stream_writer w(s, date_, ctx_->answers.source().lists());
   response_info info;
   if (s.too_large) {
     info = ctx_->answers.respond_error(431, body_mode::with_body, w);

@@ -16,6 +16,17 @@ namespace kawipiko::serve {
 // value: a writer's room per response is bounded, and a longer one is answered with 414.
 inline constexpr std::size_t max_copied_value = 4 * 1024;
 
+// The header lines the handler adds as they are (response_writer::lines).
+namespace constant_lines {
+inline constexpr std::string_view security =
+    "X-Content-Type-Options: nosniff\r\n"
+    "Referrer-Policy: strict-origin-when-cross-origin\r\n"
+    "X-Frame-Options: SAMEORIGIN\r\n";
+// A year, as RFC 6797 §11.2 suggests; without includeSubDomains, which would commit hosts this
+// server does not know of.
+inline constexpr std::string_view hsts = "Strict-Transport-Security: max-age=31536000\r\n";
+}  // namespace constant_lines
+
 // The reason phrase of a status the server sends ("Not Found"); "Internal Server Error" for any
 // other.
 [[nodiscard]] std::string_view reason_phrase(unsigned status) noexcept;

@@ -30,8 +30,9 @@ archive::reader open_reader(const base::mapped_file& file) {
 
 site::site(const options& opts) : file_(open_file(opts)), reader_(open_reader(file_)) {
   // Every entry is decoded and its header blocks checked once, now: the hot path then sends
-  // blocks as they are. A malformed one is remembered and answered with a 500 (and left out of
-  // the index), as the one bad record it is; the rest of the archive is served.
+  // blocks as they are (and HTTP/2 the lines split here). A malformed one is remembered and
+  // answered with a 500 (and left out of the index), as the one bad record it is; the rest of the
+  // archive is served.
   const bool indexing = opts.index_paths || opts.index_content;
   std::error_code error;
   reader_.database().for_each(
@@ -44,6 +45,7 @@ site::site(const options& opts) : file_(open_file(opts)), reader_(open_reader(fi
           malformed_.insert(entry.variants[0].block.data());
           return;
         }
+        for (std::size_t v = 0; v < entry.count; ++v) lists_.add(entry.variants[v].block);
         if (indexing && is_path) index_.try_emplace(key, entry);  // the first record wins
       },
       error);

@@ -1,6 +1,7 @@
 #pragma once
-// The archive a server answers from: the file (mapped or in memory), its validated reader, and
-// the optional in-memory path index. Immutable once built and shared by every thread.
+// The archive a server answers from: the file (mapped or in memory), its validated reader, the
+// optional in-memory path index, and its header blocks as HTTP/2 header lists. Immutable once
+// built and shared by every thread.
 
 #include <memory>
 #include <string_view>
@@ -9,6 +10,7 @@
 
 #include "archive/reader.hpp"
 #include "base/mapped_file.hpp"
+#include "serve/header_lists.hpp"
 #include "serve/options.hpp"
 
 namespace kawipiko::serve {
@@ -30,6 +32,8 @@ class site {
   [[nodiscard]] std::size_t size() const noexcept { return file_.size(); }
   [[nodiscard]] std::size_t indexed() const noexcept { return index_.size(); }
   [[nodiscard]] const archive::reader& reader() const noexcept { return reader_; }
+  // Every well-formed block of the archive, split into lines once, for HTTP/2.
+  [[nodiscard]] const header_lists& lists() const noexcept { return lists_; }
 
  private:
   base::mapped_file file_;
@@ -40,6 +44,7 @@ class site {
   std::unordered_map<std::string_view, archive::entry> index_;
   // Malformed entries, by where their value starts (stable for the image's lifetime).
   std::unordered_set<const char*> malformed_;
+  header_lists lists_;
 };
 
 }  // namespace kawipiko::serve
