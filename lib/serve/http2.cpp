@@ -75,6 +75,23 @@ struct http2_protocol::stream {
   std::size_t piece_sent = 0;   // and how much of it is out
   std::uint64_t body_left = 0;  // bytes of body not yet sent
 
+  // As new, keeping the room of its buffers.
+  void reset() noexcept {
+    id = 0;
+    started = {};
+    request_text.clear();
+    method = path = authority = host = accept_encoding = if_match = if_none_match = range =
+        if_range = field_text{};
+    ranges = 0;
+    header_bytes = 0;
+    too_large = false;
+    text.clear();
+    headers.clear();
+    body.clear();
+    body_piece = piece_sent = 0;
+    body_left = 0;
+  }
+
   [[nodiscard]] std::string_view view(const field_text& f) const noexcept {
     return std::string_view(request_text).substr(f.at, f.size);
   }
@@ -261,8 +278,7 @@ struct http2_protocol::callbacks {
                               void* user_data) {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     auto& self = protocol_of(user_data);
-    auto& s = self.streams_.emplace_back();
-    s.self = std::prev(self.streams_.end());
+    auto& s = self.open_stream();
     s.id = frame->hd.stream_id;
     if (self.ctx_->opts.debug) s.started = log_clock::now();
     nghttp2_session_set_stream_user_data(session, s.id, &s);
@@ -303,7 +319,7 @@ struct http2_protocol::callbacks {
   static int on_stream_close(nghttp2_session* session, std::int32_t id, std::uint32_t,
                              void* user_data) {
     auto* s = static_cast<stream*>(nghttp2_session_get_stream_user_data(session, id));
-    if (s != nullptr) protocol_of(user_data).streams_.erase(s->self);
+    if (s != nullptr) protocol_of(user_data).close_stream(*s);
     return 0;
   }
 
@@ -390,6 +406,28 @@ bool http2_protocol::idle() const noexcept {
   return streams_.empty();
 }
 
+// Streams are reused: a closed one keeps its buffers' room for the next, so that a connection's
+// steady state allocates nothing for its streams (nghttp2 allocates its own).
+http2_protocol::stream& http2_protocol::open_stream() {
+  if (spare_.empty()) {
+    streams_.emplace_back();
+  } else {
+    streams_.splice(streams_.end(), spare_, spare_.begin());
+  }
+  auto& s = streams_.back();
+  s.self = std::prev(streams_.end());
+  return s;
+}
+
+void http2_protocol::close_stream(stream& s) {
+  if (spare_.size() >= max_spare_streams) {
+    streams_.erase(s.self);
+    return;
+  }
+  s.reset();
+  spare_.splice(spare_.end(), streams_, s.self);
+}
+
 http2_protocol::next http2_protocol::on_input(std::string_view input, bool peer_done,
                                               std::string_view date, protocol_context& ctx,
                                               output& out) {
@@ -445,8 +483,8 @@ void http2_protocol::answer(stream& s, bool has_body) {
   } else {
     info = ctx_->answers.respond(req, w);
   }
-  std::vector<nghttp2_nv> list;
-  list.reserve(s.headers.size());
+  auto& list = header_list_;
+  list.clear();
   const std::uint8_t flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
   for (const auto& h : s.headers) {
     const auto name = h.name.in(s.text);

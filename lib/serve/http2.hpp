@@ -13,16 +13,17 @@
 // against (rapid reset, CONTINUATION, SETTINGS and PING floods: GOAWAY). What is set here: the
 // SETTINGS the server announces and the limits of those guards.
 
+#include <nghttp2/nghttp2.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <list>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "serve/output.hpp"
 #include "serve/protocol.hpp"
-
-struct nghttp2_session;
 
 namespace kawipiko::serve {
 
@@ -66,11 +67,16 @@ class http2_protocol {
  private:
   friend struct callbacks;
 
+  stream& open_stream();
+  void close_stream(stream& s);
   void answer(stream& s, bool has_body);
   void queue_goaway();
   void send();
 
-  std::list<stream> streams_;  // open, in the order they began
+  static constexpr std::size_t max_spare_streams = 8;
+  std::list<stream> streams_;            // open, in the order they began
+  std::list<stream> spare_;              // closed, kept for reuse
+  std::vector<nghttp2_nv> header_list_;  // the response being submitted
   std::unique_ptr<nghttp2_session, void (*)(nghttp2_session*)> session_;
   // Lent for the duration of one on_input (the callbacks reach them through `this`).
   protocol_context* ctx_ = nullptr;

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "serve/http2.hpp"
 #include "support/served_site.hpp"
 #include "support/server_process.hpp"
 #include "support/temp_folder.hpp"
@@ -153,6 +154,34 @@ TEST_CASE("a request that arrives in pieces, or from a half-closed client, is an
     CHECK(c.read_response().body == s.data.substr(5, 2));
     REQUIRE(c.closed_within());
     CHECK(c.buffered().empty());
+  }
+}
+
+TEST_CASE("a connection that opens with the HTTP/2 preface, even in pieces, speaks HTTP/2",
+          "[e2e][serve][net][http2]") {
+  site s;
+  const std::string settings("\0\0\0\x04\0\0\0\0\0", 9);  // an empty SETTINGS frame
+  {
+    server_process server(binary, serve_args(s.archive));
+    client c(server.port());
+    c.send("PRI * HTTP/2.0\r\n");  // so far, also an HTTP/1.1 request line: held, not answered
+    CHECK_FALSE(c.closed_within(100ms));
+    CHECK(c.buffered().empty());
+    c.send("\r\nSM\r\n\r\n" + settings);
+    CHECK_FALSE(c.closed_within(300ms));
+    // The server's connection preface: its SETTINGS frame, on stream 0.
+    REQUIRE(c.buffered().size() >= 9);
+    CHECK(c.buffered()[3] == '\x04');
+    CHECK(c.buffered().substr(5, 4) == std::string(4, '\0'));
+    // What only starts like the preface is HTTP/1.1, with its version refused.
+    client other(server.port());
+    CHECK(other.request("PRI * HTTP/2.0\r\nHost: a\r\n\r\n").status == 505);
+  }
+  {
+    server_process server(binary, serve_args(s.archive, {"--http2-disable"}));
+    client c(server.port());
+    c.send(std::string(kawipiko::serve::http2_protocol::preface) + settings);
+    CHECK(c.read_response().status == 505);
   }
 }
 
