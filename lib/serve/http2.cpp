@@ -387,8 +387,11 @@ http2_protocol::http2_protocol(const options& opts)
     : session_(new_session(this), nghttp2_session_del) {
   // The server's SETTINGS open its side of the connection (RFC 9113 §3.4). The stream window
   // stays at the 65,535 bytes of the default: requests carry no body.
-  const std::array<nghttp2_settings_entry, 2> settings = {{
+  // No RFC 7540 priority tree (deprecated by RFC 9113 §5.3.1): streams go out in the order they
+  // are answered, and nghttp2 keeps no tree of them (nor closed streams for it).
+  const std::array<nghttp2_settings_entry, 3> settings = {{
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<std::uint32_t>(opts.limits.header_bytes)},
   }};
   if (nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, settings.data(),
