@@ -68,6 +68,13 @@ std::uint32_t big_endian_32(const std::string& bytes, std::size_t at) {
   return value;
 }
 
+// Fails the test unless Chromium and the docs are installed (the set-up's to arrange).
+void require_chromium_and_docs() {
+  INFO("bash cmake/install-deps.sh installs chromium and python3.11-doc");
+  REQUIRE(fs::is_directory(python_docs));
+  REQUIRE(fs::exists(chromium_binary));
+}
+
 struct page {
   std::string target;  // what the browser loads
   std::string source;  // the file under python_docs that answers it
@@ -133,11 +140,7 @@ TEST_CASE(
     "headless Chromium renders python3.11-doc from kawipiko serve: every resource 200, brotli "
     "negotiated, stylesheets and scripts applied",
     "[e2e][browser]") {
-  {
-    INFO("bash cmake/install-deps.sh installs chromium and python3.11-doc");
-    REQUIRE(fs::is_directory(python_docs));
-    REQUIRE(fs::exists(chromium_binary));
-  }
+  require_chromium_and_docs();
 
   temp_folder scratch;
   const auto archive = archive_python_docs(binary, scratch);
@@ -245,11 +248,7 @@ TEST_CASE(
     "headless Chromium loads python3.11-doc over https in HTTP/2: the page and every subresource "
     "200 and h2, by its Performance timeline and by the server's log",
     "[e2e][browser][tls][http2]") {
-  {
-    INFO("bash cmake/install-deps.sh installs chromium and python3.11-doc");
-    REQUIRE(fs::is_directory(python_docs));
-    REQUIRE(fs::exists(chromium_binary));
-  }
+  require_chromium_and_docs();
   temp_folder scratch;
   const std::string target = "/library/pathlib.html";
   const auto archive =
