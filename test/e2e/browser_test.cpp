@@ -85,10 +85,13 @@ struct page {
 // A page that loads `target` in a frame and, once the frame has loaded with everything it links,
 // writes into <pre id="timeline"> a line per navigation and resource entry of its own Performance
 // timeline and the frame's: "KIND PROTOCOL STATUS TARGET", PROTOCOL the entry's nextHopProtocol
-// ("-" if empty), STATUS its responseStatus (0 if none), TARGET its path and query.
+// ("-" if empty), STATUS its responseStatus (0 if none), TARGET its path and query. It names the
+// docs' icon as its own, as the docs' pages do: without one Chromium may ask for /favicon.ico
+// (404) some time after the load.
 std::string timeline_probe(const std::string& target) {
   return R"(<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>timeline probe</title></head>
+<html><head><meta charset="utf-8"><title>timeline probe</title>
+<link rel="icon" href="/_static/py.svg"></head>
 <body><pre id="timeline">not loaded</pre>
 <iframe id="page" src=")" +
          target + R"(" width="1200" height="900"></iframe>
