@@ -10,6 +10,11 @@
 // http://127.0.0.1 it sends `Accept-Encoding: gzip, deflate, br, zstd`; to the same listener on
 // the machine's non-loopback address, `gzip, deflate`. So no flag is needed, as long as the server
 // is reached as 127.0.0.1 (or localhost).
+//
+// Over https Chromium speaks HTTP/2 (ALPN h2). Which protocol each fetch used is in the page's
+// Performance timeline (nextHopProtocol), which only a script of the same origin can read: a probe
+// page archived beside the docs loads the docs page in a frame and writes that frame's timeline
+// into its own DOM, which --dump-dom returns.
 
 #include "support/browser.hpp"
 
@@ -17,6 +22,8 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -61,6 +68,13 @@ std::uint32_t big_endian_32(const std::string& bytes, std::size_t at) {
   return value;
 }
 
+// Fails the test unless Chromium and the docs are installed (the set-up's to arrange).
+void require_chromium_and_docs() {
+  INFO("bash cmake/install-deps.sh installs chromium and python3.11-doc");
+  REQUIRE(fs::is_directory(python_docs));
+  REQUIRE(fs::exists(chromium_binary));
+}
+
 struct page {
   std::string target;  // what the browser loads
   std::string source;  // the file under python_docs that answers it
@@ -68,17 +82,68 @@ struct page {
   std::string title;   // the start of its <title>
 };
 
+// A page that loads `target` in a frame and, once the frame has loaded with everything it links,
+// writes into <pre id="timeline"> a line per navigation and resource entry of its own Performance
+// timeline and the frame's: "KIND PROTOCOL STATUS TARGET", PROTOCOL the entry's nextHopProtocol
+// ("-" if empty), STATUS its responseStatus (0 if none), TARGET its path and query. It names the
+// docs' icon as its own, as the docs' pages do: without one Chromium may ask for /favicon.ico
+// (404) some time after the load.
+std::string timeline_probe(const std::string& target) {
+  return R"(<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>timeline probe</title>
+<link rel="icon" href="/_static/py.svg"></head>
+<body><pre id="timeline">not loaded</pre>
+<iframe id="page" src=")" +
+         target + R"(" width="1200" height="900"></iframe>
+<script>
+document.getElementById("page").addEventListener("load", function (event) {
+  const lines = [];
+  for (const timeline of [window.performance, event.target.contentWindow.performance]) {
+    for (const kind of ["navigation", "resource"]) {
+      for (const entry of timeline.getEntriesByType(kind)) {
+        const url = new URL(entry.name);
+        lines.push([kind, entry.nextHopProtocol || "-", entry.responseStatus || 0,
+                    url.pathname + url.search].join(" "));
+      }
+    }
+  }
+  document.getElementById("timeline").textContent = lines.join("\n");
+});
+</script>
+</body></html>
+)";
+}
+
+struct timeline_entry {
+  std::string kind, protocol, target;
+  int status = 0;
+};
+
+// The lines timeline_probe wrote into `dom`.
+std::vector<timeline_entry> timeline_entries(const std::string& dom) {
+  const std::string open = "<pre id=\"timeline\">";
+  const auto begin = dom.find(open);
+  if (begin == std::string::npos) return {};
+  std::istringstream lines(
+      dom.substr(begin + open.size(), dom.find("</pre>", begin) - begin - open.size()));
+  std::vector<timeline_entry> entries;
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    timeline_entry entry;
+    words >> entry.kind >> entry.protocol >> entry.status >> entry.target;
+    entries.push_back(entry);
+  }
+  return entries;
+}
+
 }  // namespace
 
 TEST_CASE(
     "headless Chromium renders python3.11-doc from kawipiko serve: every resource 200, brotli "
     "negotiated, stylesheets and scripts applied",
     "[e2e][browser]") {
-  {
-    INFO("bash cmake/install-deps.sh installs chromium and python3.11-doc");
-    REQUIRE(fs::is_directory(python_docs));
-    REQUIRE(fs::exists(chromium_binary));
-  }
+  require_chromium_and_docs();
 
   temp_folder scratch;
   const auto archive = archive_python_docs(binary, scratch);
@@ -180,4 +245,68 @@ TEST_CASE(
     }
     CHECK(has_png == (loaded.name == "pathlib"));
   }
+}
+
+TEST_CASE(
+    "headless Chromium loads python3.11-doc over https in HTTP/2: the page and every subresource "
+    "200 and h2, by its Performance timeline and by the server's log",
+    "[e2e][browser][tls][http2]") {
+  require_chromium_and_docs();
+  temp_folder scratch;
+  const std::string target = "/library/pathlib.html";
+  const auto archive =
+      archive_python_docs(binary, scratch, {{"timeline-probe.html", timeline_probe(target)}});
+  std::vector<timeline_entry> entries;
+  std::string server_log;
+  {
+    server_process server(binary, {"serve", "--archive", archive.string(), "--bind-tls",
+                                   "127.0.0.1:0", "--tls-self-signed", "--debug"});
+    const auto loaded = load_in_chromium(
+        "https://127.0.0.1:" + std::to_string(server.tls_port()) + "/timeline-probe.html",
+        scratch.path(), "pathlib-h2", {"--ignore-certificate-errors"});
+    INFO("chromium stderr: " << loaded.errors);
+    REQUIRE(loaded.exit_code);
+    CHECK(*loaded.exit_code == 0);
+    entries = timeline_entries(loaded.dom);
+    CHECK(server.stop() == 0);  // the debug log is complete once the server has exited
+    server_log = server.errors();
+  }
+
+  // The browser's count: both documents and everything fetched, 200 over h2.
+  std::set<std::string> navigated, fetched;
+  for (const auto& entry : entries) {
+    INFO(entry.kind << " " << entry.target);
+    CHECK(entry.protocol == "h2");
+    CHECK(entry.status == 200);
+    (entry.kind == "navigation" ? navigated : fetched).insert(entry.target);
+  }
+  CHECK(navigated == std::set<std::string>{"/timeline-probe.html", target});
+  CHECK(fetched.contains(target));  // the frame, in the probe's timeline
+  std::vector<std::string> external;
+  const auto expected = subresources(read_file(python_docs + target), target, external);
+  CHECK(external.empty());
+  CHECK(expected.size() >= 10);
+  for (const auto& subresource : expected) {
+    INFO("subresource " << subresource);
+    CHECK(fetched.contains(subresource));
+  }
+
+  // The server's: the same requests, each answered 200 over HTTP/2.
+  INFO("server log:\n" << server_log);
+  const auto requests = parse_debug_log(server_log);
+  REQUIRE(!requests.empty());
+  for (const auto& request : requests) {
+    INFO(request.line);
+    CHECK(request.status == 200);
+    CHECK(request.line.ends_with(" HTTP/2"));
+  }
+  for (const auto& subresource : expected) {
+    INFO("subresource " << subresource);
+    const auto* request = find_request(requests, subresource);
+    REQUIRE(request != nullptr);
+    CHECK(request->status == 200);
+  }
+  const auto* document = find_request(requests, target);
+  REQUIRE(document != nullptr);
+  CHECK(document->variant == "br");  // Chromium offers br over https
 }

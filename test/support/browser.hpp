@@ -1,7 +1,8 @@
 #pragma once
 // Test support for browser tests: headless Chromium (Debian's `chromium`) run as a process group
 // that is always stopped, with an empty profile and a home of its own, loading one URL and
-// dumping its DOM; and what is needed to check what it fetched: the subresources a page links
+// dumping its DOM; the python3.11-doc site archived, with pages of a test's own beside it if
+// asked; and what is needed to check what it fetched: the subresources a page links
 // (stylesheets, scripts, images, as request targets) and the server's --debug request log.
 
 #include <fcntl.h>
@@ -263,12 +264,32 @@ inline const logged_request* find_request(const std::vector<logged_request>& req
 }
 
 // Archives python3.11-doc into `scratch`/python-docs.cdb with brotli and gzip at level 1 (quick)
-// with the `kawipiko` at `binary`. Returns its path; throws std::runtime_error with the
-// archiver's stderr if it failed.
-inline fs::path archive_python_docs(const std::string& binary, const temp_folder& scratch) {
+// with the `kawipiko` at `binary`, with `extra` pages (file name at the top of the site, content)
+// beside it: then the sources are a folder of symlinks to the docs' top-level entries, which the
+// archiver follows, and the pages. Returns its path; throws std::invalid_argument for an extra
+// name that is not a new top-level file, std::runtime_error with the archiver's stderr if it
+// failed.
+inline fs::path archive_python_docs(
+    const std::string& binary, const temp_folder& scratch,
+    const std::vector<std::pair<std::string, std::string>>& extra = {}) {
+  fs::path sources = python_docs_folder;
+  if (!extra.empty()) {
+    sources = scratch / "python-docs-sources";
+    fs::create_directories(sources);
+    for (const auto& entry : fs::directory_iterator(python_docs_folder)) {
+      fs::create_symlink(entry.path(), sources / entry.path().filename());
+    }
+    for (const auto& [name, content] : extra) {
+      // Written through a symlinked folder, a page would land in the docs themselves.
+      if (name.find('/') != std::string::npos || fs::exists(fs::symlink_status(sources / name))) {
+        throw std::invalid_argument("not a new top-level page: " + name);
+      }
+      scratch.write("python-docs-sources/" + name, content);
+    }
+  }
   const auto archive = scratch / "python-docs.cdb";
   const auto archived =
-      run(binary + " archive --sources " + shell_quoted(python_docs_folder) + " --archive " +
+      run(binary + " archive --sources " + shell_quoted(sources) + " --archive " +
               shell_quoted(archive) + " --compress brotli,gzip --compress-level 1 --quiet",
           scratch.path());
   if (archived.exit_code != 0) throw std::runtime_error("kawipiko archive failed: " + archived.err);
