@@ -32,15 +32,22 @@ struct kept_text {
   }
 };
 
-// The handler's constant lines, split like the archive's blocks.
-const header_lists& constant_lists() {
-  static const header_lists lists = [] {
-    header_lists made;
-    made.add(constant_lines::security);
-    made.add(constant_lines::hsts);
-    return made;
-  }();
-  return lists;
+// The handler's constant lines, split like the archive's blocks, once.
+struct constant_split {
+  header_lists lists;
+  std::span<const header_line> security, hsts;
+
+  constant_split() {
+    lists.add(constant_lines::security);
+    lists.add(constant_lines::hsts);
+    security = lists.find(constant_lines::security);
+    hsts = lists.find(constant_lines::hsts);
+  }
+};
+
+const constant_split& constants() {
+  static const constant_split split;
+  return split;
 }
 
 }  // namespace
@@ -121,8 +128,10 @@ class stream_writer final : public response_writer {
 
   // The lines as split when the archive was opened (or, for the handler's constants, once).
   void lines(std::string_view block) noexcept override {
-    auto found = archive_lists_.find(block);
-    if (found.empty()) found = constant_lists().find(block);
+    const auto& fixed = constants();
+    auto found = block.data() == constant_lines::security.data() ? fixed.security
+                 : block.data() == constant_lines::hsts.data()   ? fixed.hsts
+                                                                 : archive_lists_.find(block);
     for (const auto& line : found) s_.headers.push_back({view(line.name), view(line.value)});
   }
 
