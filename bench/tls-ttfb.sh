@@ -29,9 +29,9 @@
 # TTFB = time_starttransfer - time_appconnect (the first byte of the answer after the
 # handshake: one round trip at best), and time_total. N runs (30 by default) per profile, page
 # and server; the table gives the median and the 90th percentile (nearest rank), in ms, and is
-# written to <build>/tls-ttfb-results.txt (raw figures in <build>/tls-ttfb.tsv). About 7 minutes
-# with 30 runs and a baseline. The load average before and after is printed: the figures are
-# latency-bound, but a busy machine delays the user-space link.
+# written to <build>/tls-ttfb-results.txt (raw figures in <build>/tls-ttfb.tsv). About 8 minutes
+# with 30 runs and a baseline, its build included. The load average before and after is
+# printed: the figures are latency-bound, but a busy machine delays the user-space link.
 #
 # Every process is stopped by its PID and the namespaces are deleted on exit.
 #
@@ -214,7 +214,9 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
   echo "# TLS time to first byte, $(date -u +%Y-%m-%dT%H:%MZ), $runs runs per profile, page and server"
-  echo "# kawipiko $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lib app 2>/dev/null || echo ' (modified)')${baseline:+, baseline $(git rev-parse --short "$baseline")}, $(nginx -v 2>&1 | sed 's/.*: //'), $(curl --version | head -1 | cut -d' ' -f1-2)"
+  modified=$(git diff --quiet HEAD -- lib app 2>/dev/null || echo ' (modified)')
+  echo "# kawipiko $(git rev-parse --short HEAD)$modified${baseline:+, baseline $(git rev-parse --short "$baseline")}," \
+    "$(nginx -v 2>&1 | sed 's/.*: //'), $(curl --version | head -1 | cut -d' ' -f1-2)"
   echo "# command: $command"
   echo "# load average before: $load_before, after: $load_after ($(nproc) cores)"
   python3 - "$results" <<'EOF'
@@ -235,7 +237,7 @@ def p90(values):
 
 print(f"{'profile':<14} {'page':<16} {'server':<9} {'runs':>4}  {'TTFB p50':>8} {'p90':>6}"
       f"  {'total p50':>9} {'p90':>6}   (ms)")
-for (profile, page, server) in sorted(rows, key=lambda k: (first_seen[k[0]], first_seen[k[1]], k[2])):
+for profile, page, server in sorted(rows, key=lambda k: (first_seen[k[0]], first_seen[k[1]], k[2])):
     ttfb, total = rows[(profile, page, server)]
     print(f"{profile:<14} {page:<16} {server:<9} {len(ttfb):>4}  {statistics.median(ttfb):8.1f}"
           f" {p90(ttfb):6.1f}  {statistics.median(total):9.1f} {p90(total):6.1f}")
