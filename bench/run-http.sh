@@ -63,6 +63,7 @@
 # Usage: bash bench/run-http.sh [--quick] [--rounds N] [--archiver] [--baseline REV] [build folder]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/common.sh
 
 command="bash bench/run-http.sh${*:+ $*}"
 quick=0 rounds= with_archiver=0 build=build/bench baseline=
@@ -88,8 +89,7 @@ fi
 keepalive_requests=10000000
 
 bash cmake/install-deps.sh wrk nginx python3
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build "$build" >/dev/null
+build_release . "$build"
 kawipiko="$build/app/kawipiko"
 results="$build/http-results"
 mkdir -p "$results" "$build/http-archives"
@@ -128,10 +128,7 @@ free_port() {
 # --- the baseline build ---------------------------------------------------------------------
 if [ -n "$baseline" ]; then
   log "building the baseline $baseline in $work/baseline-src"
-  git worktree add -q --detach "$work/baseline-src" "$baseline"
-  cmake -S "$work/baseline-src" -B "$work/baseline-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DBUILD_TESTING=OFF >/dev/null
-  cmake --build "$work/baseline-build" >/dev/null
+  build_revision "$baseline" "$work/baseline-src" "$work/baseline-build"
   baseline_kawipiko="$work/baseline-build/app/kawipiko"
 fi
 
@@ -158,11 +155,7 @@ done <"$work/gz-candidates"
 
 # One certificate for both servers: ECDSA P-256, self-signed for 127.0.0.1 and localhost (curl
 # checks it against itself; s_time and wrk do not verify).
-mkdir -p "$work/tls"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
-  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$work/tls/key.pem" \
-  -out "$work/tls/certificate.pem" 2>/dev/null
-cat "$work/tls/certificate.pem" "$work/tls/key.pem" >"$work/tls/bundle.pem"
+make_certificate "$work/tls"
 
 # The archives live in the build folder: a rebuild reuses their compressed variants (brotli at
 # level 11 takes about a minute on 2 cores the first time).
@@ -189,14 +182,7 @@ url_of() { # <server> <path>
 
 # Waits until <server> answers 200 at <path> (10 s at most).
 wait_ready() { # <server> <path>
-  local i url
-  url=$(url_of "$1" "$2")
-  for ((i = 0; i < 200; i++)); do
-    if [ "$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$url" || true)" = 200 ]; then return 0; fi
-    sleep 0.05
-  done
-  echo "run-http.sh: error: nothing answers at $url" >&2
-  exit 1
+  wait_for_200 "$(url_of "$1" "$2")" curl "${curl_tls[@]}"
 }
 
 start_kawipiko() { # <name> <archive> [serve options...]; <name>-tls: an https listener only
@@ -218,16 +204,12 @@ start_kawipiko() { # <name> <archive> [serve options...]; <name>-tls: an https l
 # (and server_pids[<name>-<site>]) to its master and worker.
 nginx_sites=(hello docs big hello-tls docs-tls)
 start_nginx() { # <name> [plain]
-  local name=$1 master worker site tls=
-  [ "${2:-}" = plain ] && tls='/@TLS_BEGIN@/,/@TLS_END@/d'
+  local name=$1 master worker site
   for site in "${nginx_sites[@]}"; do port[$name-$site]=$(free_port); done
-  sed -e "s|@WORK@|$work/$name|g" -e "s|@PORT_HELLO@|${port[$name-hello]}|" \
-    -e "s|@PORT_DOCS@|${port[$name-docs]}|" -e "s|@PORT_BIG@|${port[$name-big]}|" \
-    -e "s|@PORT_HELLO_TLS@|${port[$name-hello-tls]}|" -e "s|@PORT_DOCS_TLS@|${port[$name-docs-tls]}|" \
-    -e "s|@TLS_CERTIFICATE@|$work/tls/certificate.pem|" -e "s|@TLS_KEY@|$work/tls/key.pem|" \
-    -e "s|@KEEPALIVE_REQUESTS@|$keepalive_requests|" \
-    -e "s|worker_rlimit_nofile .*;|worker_rlimit_nofile $(ulimit -n);|" ${tls:+-e "$tls"} \
-    bench/nginx.conf.in >"$work/$name.conf"
+  local tls_ports=("${port[$name-hello-tls]}" "${port[$name-docs-tls]}")
+  [ "${2:-}" = plain ] && tls_ports=()
+  nginx_config "$work/$name" 127.0.0.1 "$work/tls" "$keepalive_requests" "${port[$name-hello]}" \
+    "${port[$name-docs]}" "${port[$name-big]}" "${tls_ports[@]}" >"$work/$name.conf"
   mkdir -p "$work/$name/nginx-temp"
   chmod 755 "$work/$name"
   ln -s "$work/hello" "$work/docs-nginx" "$work/big" "$work/$name/"

@@ -31,12 +31,6 @@
 
 namespace kawipiko::serve {
 
-using coarse_clock = std::chrono::steady_clock;
-
-// The time for deadlines: the coarse monotonic clock (a few milliseconds of resolution, a vDSO
-// read), precise enough for a sweep every 250 ms and cheap enough to read on every request.
-[[nodiscard]] coarse_clock::time_point coarse_now() noexcept;
-
 class connection_owner;
 
 // What a worker lends its connections: its handler, options, scratch and read buffer, and

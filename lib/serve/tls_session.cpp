@@ -53,13 +53,6 @@ struct tls_bio {
   static long control(BIO*, int command, long, void*) { return command == BIO_CTRL_FLUSH ? 1 : 0; }
 };
 
-namespace {
-
-// A record's payload at most (RFC 8446 §5.1): pieces are gathered up to it.
-constexpr std::size_t record_payload = 16 * 1024;
-
-}  // namespace
-
 tls_session::tls_session(SSL_CTX* context, tls_buffers& buffers, record_sender& sender)
     : buffers_(buffers), sender_(sender) {
   ssl_ = SSL_new(context);
@@ -193,16 +186,25 @@ io_result tls_session::send(const char* data, std::size_t size) noexcept {
   return sender_.send({&part, 1});
 }
 
+std::size_t tls_session::record_size() const noexcept {
+  return small_left_ > 0 ? small_record : full_record;
+}
+
+// While records are small, each call is one record of at most small_record bytes.
 bool tls_session::encrypt(const char* data, std::size_t size) noexcept {
+  if (small_left_ > 0) --small_left_;
   std::size_t written = 0;
   return SSL_write_ex(ssl_, data, size, &written) == 1;
 }
 
-io_result tls_session::write(std::span<const iovec> parts) noexcept {
+io_result tls_session::write(std::span<const iovec> parts,
+                             std::chrono::steady_clock::time_point now) noexcept {
+  if (unsent_.empty() && now - last_write_ >= idle_restart) small_left_ = small_records;
+  last_write_ = now;
   if (!flush()) return {io_status::failed};
   if (!unsent_.empty()) return {io_status::would_block, 0};
-  // Pieces are gathered into staging up to a full record; a piece that starts a record and
-  // fills it is encrypted where it lies. Encryption stops once the socket holds records back.
+  // Pieces are gathered into staging up to a record; a piece that starts a record and fills it
+  // is encrypted where it lies. Encryption stops once the socket holds records back.
   auto& staging = buffers_.staging;
   std::size_t staged = 0, taken = 0;
   const auto encrypt_staged = [&] {
@@ -216,20 +218,24 @@ io_result tls_session::write(std::span<const iovec> parts) noexcept {
     std::size_t size = part.iov_len;
     while (size > 0) {
       if (!unsent_.empty()) break;
-      if (staged == 0 && size >= record_payload) {
-        const std::size_t n = std::min(size, 4 * record_payload) / record_payload * record_payload;
+      const std::size_t limit = record_size();
+      if (staged == 0 && size >= limit) {
+        // One small record, or up to four full ones in one call (OpenSSL cuts at full_record).
+        const std::size_t n = limit == full_record
+                                  ? std::min(size, 4 * full_record) / full_record * full_record
+                                  : limit;
         if (!encrypt(data, n)) return {io_status::failed};
         taken += n;
         data += n;
         size -= n;
         continue;
       }
-      const std::size_t n = std::min(size, record_payload - staged);
+      const std::size_t n = std::min(size, limit - staged);
       std::memcpy(staging.data() + staged, data, n);
       staged += n;
       data += n;
       size -= n;
-      if (staged == record_payload && !encrypt_staged()) return {io_status::failed};
+      if (staged == limit && !encrypt_staged()) return {io_status::failed};
     }
     if (!unsent_.empty()) break;
   }

@@ -9,7 +9,9 @@
 #include <openssl/ssl.h>
 #include <sys/uio.h>
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -67,10 +69,25 @@ class tls_session {
   // session has to say (handshake messages, tickets, alerts) is sent before it returns.
   step decrypt(std::span<char> into) noexcept;
 
-  // Encrypts `parts` into full-size records and sends them. `done`: every record went out and
-  // `bytes` is the plaintext taken; `would_block`: `bytes` were taken but some records wait for
-  // the sender (call again, with the rest, which may be nothing, once it takes more).
-  [[nodiscard]] io_result write(std::span<const iovec> parts) noexcept;
+  // Record sizes (plaintext bytes). A record is decrypted only once all of it has come, and a
+  // fresh connection may send ~10 segments (~14 KB) before the first ACK: a full first record
+  // would hold its first byte back by a round trip. So a connection starts with records that fit
+  // one segment (1,369 + up to 29 bytes of TLS overhead <= 1,428, a segment's payload over IPv6
+  // with TCP timestamps), then goes to full ones; after a second without writes (TCP's window
+  // shrinks when idle) it starts small again. Measured with bench/tls-ttfb.sh: README, "TLS".
+  static constexpr std::size_t small_record = 1369;
+  static constexpr std::size_t full_record = 16 * 1024;  // at most (RFC 8446 §5.1)
+  static constexpr int small_records = 16;
+  static constexpr std::chrono::seconds idle_restart{1};
+
+  // Encrypts `parts` into records and sends them: pieces are gathered up to a record's size (so a
+  // response's small pieces go out with its first body bytes), small records first as above.
+  // `now`: this write's time (coarse_now()), for the idle rule; a write that finds records still
+  // waiting for the sender is not after an idle time. `done`: every record went out and `bytes`
+  // is the plaintext taken; `would_block`: `bytes` were taken but some records wait for the
+  // sender (call again, with the rest, which may be nothing, once it takes more).
+  [[nodiscard]] io_result write(std::span<const iovec> parts,
+                                std::chrono::steady_clock::time_point now) noexcept;
 
   // close_notify, sent as far as the sender takes it.
   void shutdown() noexcept;
@@ -83,6 +100,7 @@ class tls_session {
   int bio_read(char* into, int size) noexcept;
   void bio_write(const char* data, std::size_t size) noexcept;
   void keep_unread() noexcept;
+  [[nodiscard]] std::size_t record_size() const noexcept;
   bool encrypt(const char* data, std::size_t size) noexcept;
   bool flush() noexcept;
   io_result send(const char* data, std::size_t size) noexcept;
@@ -93,7 +111,9 @@ class tls_session {
   std::string_view input_;  // records not yet read by OpenSSL: taken ones, or unread_
   std::string unread_;      // records kept between two takes (an incomplete one, or more)
   std::string unsent_;      // records the sender did not take yet
-  bool starved_ = false;    // OpenSSL wants more than input_ holds
+  std::chrono::steady_clock::time_point last_write_{};
+  bool starved_ = false;                     // OpenSSL wants more than input_ holds
+  std::uint8_t small_left_ = small_records;  // small records still to send
 };
 
 }  // namespace kawipiko::serve

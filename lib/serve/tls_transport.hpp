@@ -54,7 +54,7 @@ class tls_transport final : record_sender {
   }
 
   [[nodiscard]] io_result write(std::span<const iovec> parts) noexcept {
-    return session_.write(parts);
+    return session_.write(parts, coarse_now());
   }
 
   template <class Handler>

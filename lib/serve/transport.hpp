@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <span>
@@ -31,6 +32,13 @@ struct io_result {
   io_status status;
   std::size_t bytes = 0;
 };
+
+using coarse_clock = std::chrono::steady_clock;
+
+// The time for deadlines and for TLS record sizes: the coarse monotonic clock (a few
+// milliseconds of resolution, a vDSO read), precise enough for a sweep every 250 ms and cheap
+// enough to read on every request. Defined in worker.cpp.
+[[nodiscard]] coarse_clock::time_point coarse_now() noexcept;
 
 // A connection's socket: bound to the worker's io_context by type, so that it and every
 // operation on it carry a plain pointer rather than a type-erased executor (an idle connection

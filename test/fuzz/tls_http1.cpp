@@ -122,7 +122,7 @@ struct server_side {
         rest.push_back({static_cast<char*>(p.iov_base) + skip, p.iov_len - skip});
         skip = 0;
       }
-      const auto r = session.write(rest);
+      const auto r = session.write(rest, {});
       KAWIPIKO_FUZZ_CHECK(r.status != serve::io_status::failed);
       offset += r.bytes;
       if (r.status == serve::io_status::done && r.bytes == total(rest)) return;
@@ -172,7 +172,7 @@ void conversation(std::string_view requests, bool tls12, std::size_t room, std::
     BIO_write(from_server, sent.data(), static_cast<int>(sent.size()));
     sent.clear();
     // Records the sender held back go out when the "socket" takes more.
-    while (ok && server.session.write({}).status == serve::io_status::would_block) {
+    while (ok && server.session.write({}, {}).status == serve::io_status::would_block) {
       BIO_write(from_server, sent.data(), static_cast<int>(sent.size()));
       sent.clear();
     }

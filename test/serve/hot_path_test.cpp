@@ -1,10 +1,11 @@
 // The steady-state request path allocates nothing: parse_request and handler::respond are run
-// over every kind of answer, and the HTTP/1.1 protocol over pipelined requests, with the global
-// operator new counting. A test binary of its own, since it replaces operator new for the whole
-// program.
+// over every kind of answer, the HTTP/1.1 protocol over pipelined requests, and the TLS session's
+// writes, with the global operator new counting (OpenSSL's own buffers come from malloc, outside
+// this count). A test binary of its own, since it replaces operator new for the whole program.
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <new>
@@ -16,6 +17,7 @@
 #include "serve/http1.hpp"
 #include "serve/parser.hpp"
 #include "support/temp_folder.hpp"
+#include "support/tls_memory_pair.hpp"
 
 namespace {
 std::atomic<std::size_t> allocations{0};
@@ -153,4 +155,29 @@ TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without alloca
   }
   CHECK(out_batch->parts().size() > 16);
   CHECK(allocations.load() - before == 0);
+}
+
+TEST_CASE("the TLS session encrypts answers, small records and full ones, without allocating",
+          "[serve][hot][tls]") {
+  kawipiko::test::tls_memory_pair pair;
+  pair.sender().sent.reserve(1 << 20);  // the "socket"
+  const std::string header = "HTTP/1.1 200 OK\r\nDate: x\r\n\r\n";
+  const std::string hello = "Hello, world\n";
+  const std::string large(100000, 'x');
+  const std::vector<std::string_view> small_answer{header, hello}, large_answer{header, large};
+  auto now = kawipiko::test::tls_memory_pair::time_point{} + std::chrono::hours(1);
+  (void)pair.write(small_answer, now);
+  (void)pair.read_records();
+  std::size_t counted = 0, records = 0;
+  for (int round = 0; round < 60; ++round) {
+    // Every tenth answer after an idle time, so that small records start again.
+    now += round % 10 == 0 ? std::chrono::seconds(2) : std::chrono::milliseconds(1);
+    const auto before = allocations.load();
+    const auto result = pair.write(round % 3 == 0 ? large_answer : small_answer, now);
+    counted += allocations.load() - before;
+    REQUIRE(result.status == serve::io_status::done);
+    records += pair.read_records().size();  // outside the count
+  }
+  CHECK(records > 60);
+  CHECK(counted == 0);
 }

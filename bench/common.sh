@@ -1,0 +1,55 @@
+# Helpers shared by the benchmark scripts (run-http.sh, tls-ttfb.sh): sourced, not run. Each
+# takes what it needs as arguments and sets no variable of its caller.
+
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# kawipiko in Release, without the tests, from the source tree <source> into <build>.
+build_release() { # <source> <build>
+  cmake -S "$1" -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+  cmake --build "$2" >/dev/null
+}
+
+# kawipiko as of git revision <rev>: checked out in a new detached worktree <source> (remove it
+# with `git worktree remove --force <source>`), built in Release in <build>.
+build_revision() { # <rev> <source> <build>
+  git worktree add -q --detach "$2" "$1"
+  build_release "$2" "$3"
+}
+
+# One certificate for every server of a run, the kind --tls-self-signed makes: ECDSA P-256,
+# self-signed for 127.0.0.1 and localhost, valid 2 days. Writes <dir>/certificate.pem,
+# <dir>/key.pem and both in <dir>/bundle.pem (for --tls-bundle).
+make_certificate() { # <dir>
+  mkdir -p "$1"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$1/key.pem" -out "$1/certificate.pem" 2>/dev/null
+  cat "$1/certificate.pem" "$1/key.pem" >"$1/bundle.pem"
+}
+
+# Prints nginx.conf.in filled in. <prefix>: nginx's -p folder, for its pid, logs and temp paths
+# (<prefix>/nginx-temp must exist) and the sites <prefix>/hello, docs-nginx and big (folders or
+# links); every server listens on <address>; <tls>: a folder made by make_certificate. Without
+# the two TLS ports, the https servers and settings are left out.
+nginx_config() { # <prefix> <address> <tls> <keepalive requests> <hello> <docs> <big> [<hello-tls> <docs-tls>]
+  local tls_only=
+  (($# < 9)) && tls_only='/@TLS_BEGIN@/,/@TLS_END@/d'
+  sed -e "s|@WORK@|$1|g" -e "s|@ADDRESS@|$2|g" -e "s|@TLS_CERTIFICATE@|$3/certificate.pem|" \
+    -e "s|@TLS_KEY@|$3/key.pem|" -e "s|@KEEPALIVE_REQUESTS@|$4|" -e "s|@PORT_HELLO@|$5|" \
+    -e "s|@PORT_DOCS@|$6|" -e "s|@PORT_BIG@|$7|" -e "s|@PORT_HELLO_TLS@|${8:-}|" \
+    -e "s|@PORT_DOCS_TLS@|${9:-}|" -e "s|worker_rlimit_nofile .*;|worker_rlimit_nofile $(ulimit -n);|" \
+    ${tls_only:+-e "$tls_only"} "$bench_dir/nginx.conf.in"
+}
+
+# Waits until <url> answers 200 to <curl command...> (which may start with `ip netns exec`), 10 s
+# at most; otherwise says so and exits 1.
+wait_for_200() { # <url> <curl command...>
+  local url=$1 i
+  shift
+  for ((i = 0; i < 200; i++)); do
+    if [ "$("$@" -s -o /dev/null -w '%{http_code}' "$url" || true)" = 200 ]; then return 0; fi
+    sleep 0.05
+  done
+  echo "$(basename "$0"): error: nothing answers at $url" >&2
+  exit 1
+}
