@@ -451,9 +451,16 @@ http2_protocol::next http2_protocol::on_input(std::string_view input, bool peer_
   if (!input.empty() && !failed_) {
     const auto taken = nghttp2_session_mem_recv(
         session_.get(), reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
-    // Negative: a fatal error (a bad preface, a flood, memory); a protocol error is a GOAWAY
-    // nghttp2 queued itself, after which it wants neither to read nor to write.
-    if (taken < 0) failed_ = true;
+    // Negative: a fatal error (a bad preface, a flood, too many CONTINUATION frames); a protocol
+    // error is a GOAWAY nghttp2 queued itself, after which it wants neither to read nor to
+    // write. After a fatal one the client is still told why, with a GOAWAY of our own, before
+    // the connection closes.
+    if (taken < 0) {
+      failed_ = true;
+      const auto code =
+          taken == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR;
+      (void)nghttp2_session_terminate_session(session_.get(), code);
+    }
   }
   if (ctx.draining && !goaway_sent_) queue_goaway();
   send();
