@@ -31,14 +31,20 @@ make_certificate() { # <dir>
 # (<prefix>/nginx-temp must exist) and the sites <prefix>/hello, docs-nginx and big (folders or
 # links); every server listens on <address>; <tls>: a folder made by make_certificate. Without
 # the two TLS ports, the https servers and settings are left out.
-nginx_config() { # <prefix> <address> <tls> <keepalive requests> <hello> <docs> <big> [<hello-tls> <docs-tls>]
-  local tls_only=
+# The HTTP/2 ports come last: <hello-h2-tls> <docs-h2-tls> <hello-h2c> <docs-h2c>; without them
+# (or without the TLS ones) those server blocks are left out.
+nginx_config() { # <prefix> <address> <tls> <keepalive requests> <hello> <docs> <big> [<hello-tls> <docs-tls> [h2 ports]]
+  local tls_only= h2_only=
   (($# < 9)) && tls_only='/@TLS_BEGIN@/,/@TLS_END@/d'
+  (($# < 13)) && h2_only='/@H2_BEGIN@/,/@H2_END@/d'
   sed -e "s|@WORK@|$1|g" -e "s|@ADDRESS@|$2|g" -e "s|@TLS_CERTIFICATE@|$3/certificate.pem|" \
     -e "s|@TLS_KEY@|$3/key.pem|" -e "s|@KEEPALIVE_REQUESTS@|$4|" -e "s|@PORT_HELLO@|$5|" \
     -e "s|@PORT_DOCS@|$6|" -e "s|@PORT_BIG@|$7|" -e "s|@PORT_HELLO_TLS@|${8:-}|" \
-    -e "s|@PORT_DOCS_TLS@|${9:-}|" -e "s|worker_rlimit_nofile .*;|worker_rlimit_nofile $(ulimit -n);|" \
-    ${tls_only:+-e "$tls_only"} "$bench_dir/nginx.conf.in"
+    -e "s|@PORT_DOCS_TLS@|${9:-}|" -e "s|@PORT_HELLO_H2_TLS@|${10:-}|" \
+    -e "s|@PORT_DOCS_H2_TLS@|${11:-}|" -e "s|@PORT_HELLO_H2C@|${12:-}|" \
+    -e "s|@PORT_DOCS_H2C@|${13:-}|" \
+    -e "s|worker_rlimit_nofile .*;|worker_rlimit_nofile $(ulimit -n);|" \
+    ${tls_only:+-e "$tls_only"} ${h2_only:+-e "$h2_only"} "$bench_dir/nginx.conf.in"
 }
 
 # Waits until <url> answers 200 to <curl command...> (which may start with `ip netns exec`), 10 s

@@ -4,8 +4,9 @@
   - one row per scenario, connection count and server: medians over the rounds with min-max of
     requests/s, MB/s, p50/p99 latency and server CPU time per request, and the summed errors and
     non-2xx answers;
-  - the ratios kawipiko / reference, per round (CPU per request: lower is better for kawipiko;
-    requests/s: higher is better; p99: lower is better);
+  - the ratios kawipiko / reference (nginx, the floor, a baseline; over HTTP/2 nginx and h2o), per
+    round (CPU per request: lower is better for kawipiko; requests/s: higher is better; p99:
+    lower is better);
   - the hold test and the start-up times.
 
 Nothing is asserted: timing is never a test.
@@ -15,7 +16,9 @@ usage: http-table.py RESULTS_FOLDER
   runs.tsv     round scenario conns server requests duration_us bytes p50_us p99_us errors
                non2xx cpu_ticks   (cpu_ticks: utime+stime over the run, in clock ticks; p50_us,
                p99_us and non2xx empty when the client does not report them: openssl s_time,
-               whose rows count connections as requests)
+               whose rows count connections as requests). Scenarios h2-* and h2c-* are h2load
+               runs (conns connections, 10 streams each); a row with 0 requests (nothing
+               answered over HTTP/2) has no CPU per request, and its ratios show 0 req/s
   hold.tsv     server connections seconds open_min requests errors non2xx connect_s rss_max_kib
                hwm_kib archive_bytes anon_max_kib
   startup.tsv  mode repeat ms
@@ -54,7 +57,8 @@ def read_tsv(path):
 
 
 def spread(values, digits):
-    """'median [min-max]' or just the value when there is one."""
+    """'median [min-max]' or just the value when there is one; '-' when there is none."""
+    values = [v for v in values if v is not None]
     if not values:
         return "-"
     median = statistics.median(values)
@@ -87,7 +91,7 @@ def main():
                 "p99": optional(p99, 1000),
                 "errors": int(errors),
                 "non2xx": optional(non2xx),
-                "cpu": int(ticks) * TICK_US / requests if requests else float("nan"),
+                "cpu": int(ticks) * TICK_US / requests if requests else None,
             }
         )
 
@@ -119,10 +123,14 @@ def main():
                 f"  {spread([r['cpu'] for r in rows], 2)}"
             )
 
-        if any(r["p99"] is None for rows in runs.values() for r in rows):
+        if any(k[0] in ("tls-new", "tls-resumed") for k in runs):
             print()
             print("tls-new, tls-resumed: one connection at a time (openssl s_time), one request each;")
             print("req/s is connections/s and CPU us/req the server's CPU per connection; no latency.")
+        if any(k[0].startswith(("h2-", "h2c-")) for k in runs):
+            print()
+            print("h2-*, h2c-*: h2load, conns connections with up to 10 concurrent streams each; errors")
+            print("are h2load's errored requests, or the connection count when none was answered.")
 
         print()
         print("ratios kawipiko / reference, per round (median last)")
