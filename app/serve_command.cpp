@@ -58,6 +58,8 @@ po::options_description serve_flags(serve::options& o, bool& mmap) {
       {"archive-inmem", sets(o.in_memory), "read the whole archive into memory"},
       {"archive-mmap", sets(mmap), "memory-map the archive (the default)"},
       {"archive-preload", sets(o.preload), "fault every page of the archive in at start"},
+      {"watch-disable", clears(o.watch),
+       "reload the archive on SIGHUP only, not when a new file takes its name"},
       {"index-all", sets(o.index_paths, o.index_content), "all of the --index-* below"},
       {"index-paths", sets(o.index_paths), "an in-memory path -> entry index"},
       {"index-data-meta", sets(o.index_paths),

@@ -93,6 +93,7 @@ class connection final : public connection_base {
     state_ = state::closed;
     transport_.close();
     unsent_.reset();
+    held_ = {};
     if (!waiting_) ctx_.owner.on_done(*this);
   }
 
@@ -213,6 +214,7 @@ class connection final : public connection_base {
     if (sent.status == io_status::failed) return close();
     if (sent.status == io_status::done && sent.bytes == total_size(unsent_->parts)) {
       unsent_.reset();
+      held_ = {};
       return written();
     }
     drop_sent(sent.bytes);
@@ -284,6 +286,8 @@ class connection final : public connection_base {
       if (p.iov_len > drop && ctx_.out.in_scratch(p.iov_base)) text += p.iov_len - drop;
     }
     if (!unsent_) unsent_ = std::make_unique<unsent_batch>();
+    // Archive bytes wait in it: their generation stays until they are out.
+    if (!held_ && ctx_.http.live != nullptr) held_ = site_use(*ctx_.http.live);
     auto& pending = unsent_->parts;
     auto& copied = unsent_->text;
     copied.clear();
@@ -333,6 +337,7 @@ class connection final : public connection_base {
     std::string text;  // the batch's made-up text, copied out of the worker's scratch
   };
   std::unique_ptr<unsent_batch> unsent_;
+  site_use held_;  // the generation the unsent batch's archive bytes belong to
   std::uint32_t lingered_ = 0;
 };
 

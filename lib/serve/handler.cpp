@@ -380,7 +380,7 @@ response_info handler::respond(const request& req, response_writer& w) noexcept 
     return error(r, bad_target == http::target_error::too_long ? 414 : 400);
   }
   archive::entry entry;
-  const auto found = look_up(site_, {path_.data(), path_size}, entry);
+  const auto found = look_up(*site_, {path_.data(), path_size}, entry);
   if (found == archive::lookup_status::corrupt) return error(r, 500);
   if (found == archive::lookup_status::not_found) return error(r, 404);
 

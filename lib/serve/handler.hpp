@@ -70,7 +70,10 @@ struct answer_settings {
 class handler {
  public:
   handler(const site& s, const answer_settings& settings) noexcept
-      : site_(s), settings_(settings) {}
+      : site_(&s), settings_(settings) {}
+
+  // Answers from `s` from now on (a reload); `s` must outlive its use.
+  void use(const site& s) noexcept { site_ = &s; }
 
   // Describes the response to `req` to `w`.
   response_info respond(const request& req, response_writer& w) noexcept;
@@ -79,10 +82,10 @@ class handler {
   // 412, 413, 414, 431, 500, 501, 505…).
   response_info respond_error(unsigned status, body_mode body, response_writer& w) noexcept;
 
-  [[nodiscard]] const site& source() const noexcept { return site_; }
+  [[nodiscard]] const site& source() const noexcept { return *site_; }
 
  private:
-  const site& site_;
+  const site* site_;
   answer_settings settings_;
   std::array<char, 8192> path_{};
 };

@@ -81,6 +81,7 @@ struct http2_protocol::stream {
   std::size_t body_piece = 0;   // the next piece to send,
   std::size_t piece_sent = 0;   // and how much of it is out
   std::uint64_t body_left = 0;  // bytes of body not yet sent
+  site_use use;                 // the generation its body and header values come from
 
   // As new, keeping the room of its buffers.
   void reset() noexcept {
@@ -97,6 +98,7 @@ struct http2_protocol::stream {
     body.clear();
     body_piece = piece_sent = 0;
     body_left = 0;
+    use = {};
   }
 
   [[nodiscard]] std::string_view view(const field_text& f) const noexcept {
@@ -493,6 +495,8 @@ void http2_protocol::send() {
 
 void http2_protocol::answer(stream& s, bool has_body) {
   const auto req = request_of(s);
+  // Its header values and body are views into this generation until the stream is done.
+  if (ctx_->live != nullptr) s.use = site_use(*ctx_->live);
   stream_writer w(s, date_, ctx_->answers.source().lists());
   response_info info;
   if (s.too_large) {

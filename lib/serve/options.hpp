@@ -36,6 +36,7 @@ struct tls_settings {
 struct options {
   std::string archive;
   bool in_memory = false;      // --archive-inmem (else mmap)
+  bool watch = true;           // --watch-disable: only SIGHUP reloads the archive
   bool preload = false;        // --archive-preload
   bool index_paths = false;    // --index-paths / --index-data-meta: a path -> entry hash map
   bool index_content = false;  // --index-data-content: bodies in memory too (implies inmem)

@@ -5,6 +5,7 @@
 
 #include "serve/handler.hpp"
 #include "serve/options.hpp"
+#include "serve/site_source.hpp"
 
 namespace kawipiko::serve {
 
@@ -13,6 +14,9 @@ struct protocol_context {
   handler& answers;
   const options& opts;
   bool draining = false;  // the server is stopping: no new requests after those under way
+  // The generation `answers` answers from now, for what keeps bytes of it past the batch (HTTP/2
+  // streams); null where nothing reloads (tests, fuzzing).
+  site_hold* live = nullptr;
 };
 
 // What the connection does once the batch is written.

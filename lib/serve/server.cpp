@@ -2,9 +2,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,15 +20,19 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "archive/digest.hpp"
 #include "base/error.hpp"
 #include "base/unique_fd.hpp"
+#include "serve/archive_watch.hpp"
 #include "serve/site.hpp"
+#include "serve/site_source.hpp"
 #include "serve/tls_context.hpp"
 #include "serve/worker.hpp"
 
@@ -76,7 +82,7 @@ std::size_t descriptor_budget(rlim_t limit) {
   return total > open + spare ? total - open - spare : 1;
 }
 
-// SIGINT and SIGTERM stop the server, SIGHUP reloads the TLS certificates.
+// SIGINT and SIGTERM stop the server, SIGHUP reloads the TLS certificates and the archive.
 sigset_t serve_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -86,7 +92,7 @@ sigset_t serve_signals() {
   return set;
 }
 
-// Signals are taken synchronously (sigwait) by the main thread; every thread inherits the mask.
+// Signals are taken synchronously (a signalfd) by the main thread; every thread inherits the mask.
 void block_serve_signals() {
   const sigset_t set = serve_signals();
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
@@ -143,13 +149,13 @@ void announce(const options& opts, const std::string& what, const listen_plan& p
 using workers_list = std::vector<std::unique_ptr<worker>>;
 
 // One worker per thread, each with its own listening sockets.
-workers_list start_workers(const site& s, const options& opts, const listen_plan& plan,
+workers_list start_workers(site_source& source, const options& opts, const listen_plan& plan,
                            std::atomic<std::size_t>& connections, const tls_context* tls) {
-  tls_context_source source;
-  if (tls != nullptr) source = [tls] { return tls->current(); };
+  tls_context_source tls_source;
+  if (tls != nullptr) tls_source = [tls] { return tls->current(); };
   workers_list workers;
   for (unsigned i = 0; i < opts.threads; ++i) {
-    workers.push_back(std::make_unique<worker>(s, opts, plan, connections, source));
+    workers.push_back(std::make_unique<worker>(source, opts, plan, connections, tls_source));
   }
   return workers;
 }
@@ -185,19 +191,72 @@ void reload_certificates(tls_context* tls) {
   }
 }
 
+// Opens the archive anew and, once it is whole and valid, makes it the live generation; one log
+// line either way. Off the serving threads: they go on answering from the current generation
+// meanwhile.
+void reload_archive(site_source& source, const options& opts, std::uint64_t& generation) {
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    auto next = std::make_shared<const site>(opts);
+    const auto bytes = next->bytes();
+    const auto digest =
+        archive::sha256_hex({reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+    const auto size = next->size();
+    const auto paths = std::string(next->reader().meta_value("paths"));
+    source.replace(std::move(next));
+    ++generation;
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
+    std::fprintf(stderr,
+                 "kawipiko serve: archive %s reloaded: generation %llu, %.1f MB, %s paths, "
+                 "sha256 %.16s, %lld ms\n",
+                 base::quote(opts.archive).c_str(), static_cast<unsigned long long>(generation),
+                 static_cast<double>(size) / 1e6, paths.c_str(), digest.c_str(),
+                 static_cast<long long>(took.count()));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kawipiko serve: warning: %s; generation %llu goes on being served\n",
+                 e.what(), static_cast<unsigned long long>(generation));
+  }
+}
+
+// Waits for the blocked signals and, unless --watch-disable, for a new archive under the
+// archive's name: SIGHUP reloads the certificates and the archive, a new archive reloads it;
+// returns on SIGINT or SIGTERM.
+void serve_until_stopped(site_source& source, const options& opts, tls_context* tls) {
+  const sigset_t set = serve_signals();
+  base::unique_fd signals(::signalfd(-1, &set, SFD_CLOEXEC));
+  if (!signals) base::throw_errno(errno, "cannot make a signalfd for", opts.archive);
+  std::optional<archive_watch> watch;
+  if (opts.watch) watch.emplace(opts.archive);
+  std::uint64_t generation = 1;
+  for (;;) {
+    pollfd waits[2] = {{signals.get(), POLLIN, 0}, {watch ? watch->fd() : -1, POLLIN, 0}};
+    if (::poll(waits, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      base::throw_errno(errno, "cannot wait for signals of", opts.archive);
+    }
+    if ((waits[1].revents & POLLIN) != 0 && watch->changed()) {
+      reload_archive(source, opts, generation);
+    }
+    if ((waits[0].revents & POLLIN) == 0) continue;
+    signalfd_siginfo info;
+    if (::read(signals.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
+    if (info.ssi_signo != SIGHUP) return;
+    reload_certificates(tls);
+    reload_archive(source, opts, generation);
+  }
+}
+
 // Runs the workers of one process until SIGINT/SIGTERM; the signals must be blocked already.
-int serve_process(const site& s, const options& opts, const listen_plan& plan, tls_context* tls,
-                  const on_listening& listening) {
+int serve_process(site_source& source, const options& opts, const listen_plan& plan,
+                  tls_context* tls, const on_listening& listening) {
   std::atomic<std::size_t> connections{0};
-  const workers_list workers = start_workers(s, opts, plan, connections, tls);
+  const workers_list workers = start_workers(source, opts, plan, connections, tls);
   cap_connections(workers, opts);
   listening();
   std::vector<std::thread> threads;
   for (const auto& w : workers) threads.emplace_back([&w] { w->run(); });
-
-  const sigset_t set = serve_signals();
-  int signal = 0;
-  while (::sigwait(&set, &signal) == 0 && signal == SIGHUP) reload_certificates(tls);
+  serve_until_stopped(source, opts, tls);
   for (const auto& w : workers) w->stop();
   for (auto& t : threads) t.join();
   return 0;
@@ -207,8 +266,8 @@ int serve_process(const site& s, const options& opts, const listen_plan& plan, t
 // process that died and starts it again, and gives up (exit 1) when one keeps dying.
 class supervisor {
  public:
-  supervisor(const site& s, const options& opts, const listen_plan& plan, tls_context* tls)
-      : site_(s),
+  supervisor(site_source& source, const options& opts, const listen_plan& plan, tls_context* tls)
+      : source_(source),
         opts_(opts),
         plan_(plan),
         tls_(tls),
@@ -226,7 +285,7 @@ class supervisor {
       timespec tick{0, 100'000'000};
       const int signal = ::sigtimedwait(&set, nullptr, &tick);
       if (signal == SIGHUP) {
-        signal_all(SIGHUP);  // each process has its own copy of the certificates
+        signal_all(SIGHUP);  // each process has its own certificates and archive
       } else if (signal > 0 && !stopping_) {
         stop_all(signal);
       }
@@ -277,7 +336,7 @@ class supervisor {
     int code = 1;
     try {
       ready_read_.reset();
-      code = serve_process(site_, opts_, plan_, tls_, [this] {
+      code = serve_process(source_, opts_, plan_, tls_, [this] {
         if (!ready_write_) return;
         const char ready = 1;
         (void)!::write(ready_write_.get(), &ready, 1);
@@ -343,7 +402,7 @@ class supervisor {
     return static_cast<int>(times.size()) > max_restarts;
   }
 
-  const site& site_;
+  site_source& source_;  // each process reloads its own
   const options& opts_;
   const listen_plan& plan_;
   tls_context* tls_;
@@ -523,13 +582,14 @@ int run(const options& opts) {
   const listen_plan plan = plan_listeners(opts, holders);
   // Made before any fork, so that every process shares its session-ticket keys.
   const auto tls = make_tls_context(opts.tls, alpn_protocols(opts));
-  const site s(opts);
-  const std::string what = describe_site(s, opts);
+  site_source source(std::make_shared<const site>(opts));
+  const std::string what = describe_site(*source.current(), opts);
   block_serve_signals();
   if (opts.processes == 1) {
-    return serve_process(s, opts, plan, tls.get(), [&] { announce(opts, what, plan, tls.get()); });
+    return serve_process(source, opts, plan, tls.get(),
+                         [&] { announce(opts, what, plan, tls.get()); });
   }
-  return supervisor(s, opts, plan, tls.get()).run(what);
+  return supervisor(source, opts, plan, tls.get()).run(what);
 }
 
 }  // namespace kawipiko::serve

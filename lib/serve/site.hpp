@@ -3,7 +3,9 @@
 // optional in-memory path index, and its header blocks as HTTP/2 header lists. Immutable once
 // built and shared by every thread.
 
+#include <cstddef>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -30,6 +32,7 @@ class site {
                                                      archive::entry& out) const noexcept;
 
   [[nodiscard]] std::size_t size() const noexcept { return file_.size(); }
+  [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return file_.bytes(); }
   [[nodiscard]] std::size_t indexed() const noexcept { return index_.size(); }
   [[nodiscard]] const archive::reader& reader() const noexcept { return reader_; }
   // Every well-formed block of the archive, split into lines once, for HTTP/2.

@@ -70,9 +70,12 @@ int make_stop_fd() {
 
 }  // namespace
 
-worker::worker(const site& s, const options& opts, std::span<const listener_spec> listeners,
+worker::worker(site_source& source, const options& opts, std::span<const listener_spec> listeners,
                std::atomic<std::size_t>& connections, tls_context_source tls)
     : options_(opts),
+      source_(source),
+      seen_generation_(source.generation()),
+      holds_{site_hold{source.current(), 0}},
       process_connections_(connections),
       max_connections_(opts.limits.connections != 0 ? opts.limits.connections : SIZE_MAX),
       stop_signal_(io_, make_stop_fd()),
@@ -82,9 +85,11 @@ worker::worker(const site& s, const options& opts, std::span<const listener_spec
       accept_timer_(io_),
       read_buffer_(read_buffer_size) {
   connection_owner& owner = *this;
+  auto& live = holds_.back();
   for (const auto& spec : listeners) {
-    listeners_.push_back(std::make_unique<listener>(listen_on(io_, spec.endpoint), spec, s, opts,
-                                                    output_, date_, read_buffer_, owner));
+    listeners_.push_back(std::make_unique<listener>(listen_on(io_, spec.endpoint), spec, *live.generation,
+                                                    opts, output_, date_, read_buffer_, owner));
+    listeners_.back()->context.http.live = &live;
     if (spec.tls && !tls_buffers_) tls_buffers_ = std::make_unique<tls_buffers>();
   }
 }
@@ -228,7 +233,25 @@ void worker::do_sweep() {
   });
 }
 
+// A reload's new generation is taken here, between batches: the next request of every
+// connection is answered from it (within a sweep, 250 ms, of the reload).
+void worker::refresh_site() {
+  const auto generation = source_.generation();
+  if (generation != seen_generation_) {
+    seen_generation_ = generation;
+    auto& live = holds_.emplace_back(site_hold{source_.current(), 0});
+    for (auto& l : listeners_) {
+      l->answers.use(*live.generation);
+      l->context.http.live = &live;
+    }
+  }
+  for (auto it = holds_.begin(); std::next(it) != holds_.end();) {
+    it = it->users == 0 ? holds_.erase(it) : std::next(it);
+  }
+}
+
 void worker::on_sweep() {
+  refresh_site();
   const auto now = coarse_now();
   const bool give_up = draining_ && now >= drain_deadline_;
   for (auto it = connections_.begin(); it != connections_.end();) {

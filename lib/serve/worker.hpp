@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <list>
 #include <memory>
 #include <span>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "serve/options.hpp"
 #include "serve/output.hpp"
 #include "serve/site.hpp"
+#include "serve/site_source.hpp"
 #include "serve/tls_transport.hpp"
 
 namespace kawipiko::serve {
@@ -45,7 +47,7 @@ class worker final : connection_owner {
  public:
   // Binds (SO_REUSEPORT) and listens on each endpoint; `tls` gives the TLS listeners their
   // context (it may be empty when there is none). Throws std::system_error naming the address.
-  worker(const site& s, const options& opts, std::span<const listener_spec> listeners,
+  worker(site_source& source, const options& opts, std::span<const listener_spec> listeners,
          std::atomic<std::size_t>& connections, tls_context_source tls = {});
   ~worker();
   worker(const worker&) = delete;
@@ -96,8 +98,14 @@ class worker final : connection_owner {
   void on_sweep();
   void begin_drain();
   void on_done(connection_base& c) noexcept override;
+  void refresh_site();
 
   const options& options_;
+  site_source& source_;
+  std::uint64_t seen_generation_;
+  // The generations this worker has answered from, the live one last; an older one goes once
+  // nothing of it waits to be sent.
+  std::list<site_hold> holds_;
   std::atomic<std::size_t>& process_connections_;  // every worker's, for the cap
   std::size_t max_connections_;
   // One thread runs it and nothing else touches it (stop() wakes it through stop_signal_), so

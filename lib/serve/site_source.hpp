@@ -1,0 +1,82 @@
+#pragma once
+// The live generation of the archive and who still uses the old ones. A reload opens and
+// validates a new site off the serving threads and replaces the current one whole (site_source);
+// nothing is ever changed in place. Each worker takes the new generation between batches and
+// keeps each one it has used (site_hold) until no connection or stream of its own still sends
+// from it (site_use): a response under way finishes from the generation it started with, and
+// the old mapping goes when its last response is out.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+#include "serve/site.hpp"
+
+namespace kawipiko::serve {
+
+class site_source {
+ public:
+  explicit site_source(std::shared_ptr<const site> first) : current_(std::move(first)) {}
+
+  // Bumped by every replace(); a worker compares it with the one it last took.
+  [[nodiscard]] std::uint64_t generation() const noexcept {
+    return generation_.load(std::memory_order_acquire);
+  }
+  [[nodiscard]] std::shared_ptr<const site> current() const {
+    const std::lock_guard lock(mutex_);
+    return current_;
+  }
+  // Thread-safe.
+  void replace(std::shared_ptr<const site> next) {
+    {
+      const std::lock_guard lock(mutex_);
+      current_ = std::move(next);
+    }
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const site> current_;
+  std::atomic<std::uint64_t> generation_{1};
+};
+
+// One worker's hold on one generation, and how many of its connections and streams still send
+// from it (a plain count: only that worker's thread touches it).
+struct site_hold {
+  std::shared_ptr<const site> generation;
+  std::size_t users = 0;
+};
+
+// A connection's or a stream's use of a generation, while bytes of it wait to be sent.
+class site_use {
+ public:
+  site_use() = default;
+  explicit site_use(site_hold& hold) noexcept : hold_(&hold) { ++hold.users; }
+  site_use(site_use&& other) noexcept : hold_(std::exchange(other.hold_, nullptr)) {}
+  site_use& operator=(site_use&& other) noexcept {
+    if (this != &other) {
+      release();
+      hold_ = std::exchange(other.hold_, nullptr);
+    }
+    return *this;
+  }
+  site_use(const site_use&) = delete;
+  site_use& operator=(const site_use&) = delete;
+  ~site_use() { release(); }
+
+  [[nodiscard]] explicit operator bool() const noexcept { return hold_ != nullptr; }
+
+ private:
+  void release() noexcept {
+    if (hold_ != nullptr) --hold_->users;
+    hold_ = nullptr;
+  }
+
+  site_hold* hold_ = nullptr;
+};
+
+}  // namespace kawipiko::serve
