@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <utility>
 
 #include "base/error.hpp"
@@ -13,9 +15,28 @@
 
 namespace kawipiko::base {
 
+namespace {
+
+// A read lease on `fd`, its break signalled with SIGIO and si_fd; empty, or why not.
+std::string take_read_lease(int fd) {
+  if (::fcntl(fd, F_SETSIG, SIGIO) != 0 || ::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) {
+    return std::strerror(errno);
+  }
+  return {};
+}
+
+}  // namespace
+
 mapped_file::mapped_file(const std::string& path, mode how) : path_(path) {
-  const unique_fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  unique_fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!file) throw_errno(errno, "cannot open", path);
+  // Before anything is read: from now on no writer can change what we read.
+  bool leased = false;
+  if (how == mode::leased_mmap) {
+    lease_refused_ = take_read_lease(file.get());
+    leased = lease_refused_.empty();
+    how = leased ? mode::mmap : mode::in_memory;
+  }
   struct stat info {};
   if (::fstat(file.get(), &info) != 0) throw_errno(errno, "cannot stat", path);
   if (!S_ISREG(info.st_mode)) throw_error("not a regular file", path);
@@ -27,6 +48,7 @@ mapped_file::mapped_file(const std::string& path, mode how) : path_(path) {
     if (address == MAP_FAILED) throw_errno(errno, "cannot map", path);
     data_ = static_cast<const std::byte*>(address);
     mapped_ = true;
+    if (leased) lease_ = std::move(file);
     return;
   }
 
@@ -52,7 +74,9 @@ mapped_file::mapped_file(mapped_file&& other) noexcept
       data_(std::exchange(other.data_, nullptr)),
       size_(std::exchange(other.size_, 0)),
       mapped_(std::exchange(other.mapped_, false)),
-      memory_(std::move(other.memory_)) {
+      memory_(std::move(other.memory_)),
+      lease_(std::move(other.lease_)),
+      lease_refused_(std::move(other.lease_refused_)) {
   if (!mapped_ && !memory_.empty()) data_ = memory_.data();
 }
 
@@ -64,6 +88,8 @@ mapped_file& mapped_file::operator=(mapped_file&& other) noexcept {
     size_ = std::exchange(other.size_, 0);
     mapped_ = std::exchange(other.mapped_, false);
     memory_ = std::move(other.memory_);
+    lease_ = std::move(other.lease_);
+    lease_refused_ = std::move(other.lease_refused_);
     if (!mapped_ && !memory_.empty()) data_ = memory_.data();
   }
   return *this;
@@ -78,6 +104,7 @@ void mapped_file::release() noexcept {
   size_ = 0;
   mapped_ = false;
   memory_.clear();
+  lease_.reset();  // after the unmapping: the writer that waits on it may go on
 }
 
 void mapped_file::preload() const noexcept {

@@ -2,17 +2,35 @@
 // A read-only view of a whole file: memory-mapped (the default) or read into memory. The bytes
 // stay valid and unchanged for the object's lifetime, even if the file is renamed over or
 // deleted, so an archive can be swapped on disk while a server still holds the old one.
+//
+// Written in place, though, a shared mapping would change under its reader, and a truncation
+// would make its vanished pages kill a process that touches them (SIGBUS). So a leased_mmap
+// mapping holds a read lease on its file (fcntl F_SETLEASE): another process's open of the file for
+// writing, or a truncation, then waits (at most /proc/sys/fs/lease-break-time, 45 s by default)
+// while this process is sent SIGIO with si_fd = lease_fd(); its owner then stops using the mapping
+// (a server moves to a copy in memory) and destroys the object, which ends the lease and lets the
+// writer go on. Where no lease can be had (another process has the file open for writing, the
+// file is not ours and we may not lease it, the filesystem has no leases), the file is read into
+// memory instead: a private copy, which nothing done to the file can change.
 
 #include <cstddef>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "base/unique_fd.hpp"
+
 namespace kawipiko::base {
 
 class mapped_file {
  public:
-  enum class mode { mmap, in_memory };
+  enum class mode {
+    mmap,
+    in_memory,
+    // mmap under a read lease, or in memory where no lease can be had (see above); the process
+    // must take SIGIO (a server blocks it and reads it from a signalfd), or it dies of it.
+    leased_mmap,
+  };
 
   mapped_file() = default;
   // Opens and maps (or reads) `path`. Throws std::system_error naming the operation and path.
@@ -27,6 +45,10 @@ class mapped_file {
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  // The descriptor whose lease guards the mapping, or -1 (in memory).
+  [[nodiscard]] int lease_fd() const noexcept { return lease_.get(); }
+  // Why a mapping was asked for and a copy in memory made instead, or empty.
+  [[nodiscard]] const std::string& lease_refused() const noexcept { return lease_refused_; }
 
   // Touches every page so that later reads do not fault (--archive-preload); a no-op in memory.
   void preload() const noexcept;
@@ -39,6 +61,8 @@ class mapped_file {
   std::size_t size_ = 0;
   bool mapped_ = false;
   std::vector<std::byte> memory_;
+  unique_fd lease_;  // the file, open while its read lease guards the mapping
+  std::string lease_refused_;
 };
 
 }  // namespace kawipiko::base

@@ -82,13 +82,15 @@ std::size_t descriptor_budget(rlim_t limit) {
   return total > open + spare ? total - open - spare : 1;
 }
 
-// SIGINT and SIGTERM stop the server, SIGHUP reloads the TLS certificates and the archive.
+// SIGINT and SIGTERM stop the server, SIGHUP reloads the TLS certificates and the archive, SIGIO
+// says that a writer waits on the archive's read lease (base/mapped_file.hpp).
 sigset_t serve_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGIO);
   return set;
 }
 
@@ -115,7 +117,14 @@ std::string describe_site(const site& s, const options& opts) {
   what += size;
   what += ", " + std::string(reader.meta_value("paths")) + " paths, " +
           std::string(reader.meta_value("redirects")) + " redirects, ";
-  what += opts.in_memory || opts.index_content ? "in memory" : "mmap";
+  if (opts.in_memory || opts.index_content) {
+    what += "in memory";
+  } else if (s.lease_fd() >= 0) {
+    what += "mmap";
+  } else {
+    // A mapping that could not be guarded would die of a truncation: a private copy it is.
+    what += "in memory: no read lease on the file (" + s.lease_refused() + ")";
+  }
   if (s.indexed() > 0) what += ", " + std::to_string(s.indexed()) + " indexed";
   what += ") with " + std::to_string(opts.processes) + " process" +
           (opts.processes > 1 ? "es" : "") + " x " + std::to_string(opts.threads) + " thread" +
@@ -219,6 +228,32 @@ void reload_archive(site_source& source, const options& opts, std::uint64_t& gen
   }
 }
 
+// A writer waits on the live generation's lease: it is about to change the mapped file in place
+// (cp over it, truncate, a write). The file is read into memory now, while the writer still
+// waits, so that this copy is the build served so far; it becomes the live generation, and the
+// mapped one goes (its lease with it, letting the writer go on) once its last response is out.
+// A lease of an older generation needs nothing: it goes the same way.
+void move_to_memory(site_source& source, const options& opts, std::uint64_t& generation,
+                    int lease_fd) {
+  {
+    const auto live = source.current();
+    if (live == nullptr || lease_fd < 0 || live->lease_fd() != lease_fd) return;
+  }
+  try {
+    options in_memory = opts;
+    in_memory.in_memory = true;
+    source.replace(std::make_shared<const site>(in_memory));
+    ++generation;
+    std::fprintf(stderr,
+                 "kawipiko serve: archive %s is being written in place: generation %llu is a copy "
+                 "in memory of the build served so far; deploy by rename instead\n",
+                 base::quote(opts.archive).c_str(), static_cast<unsigned long long>(generation));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kawipiko serve: warning: %s; generation %llu goes on being served\n",
+                 e.what(), static_cast<unsigned long long>(generation));
+  }
+}
+
 // Waits for the blocked signals and, unless --watch-disable, for a new archive under the
 // archive's name: SIGHUP reloads the certificates and the archive, a new archive reloads it;
 // returns on SIGINT or SIGTERM.
@@ -241,6 +276,10 @@ void serve_until_stopped(site_source& source, const options& opts, tls_context* 
     if ((waits[0].revents & POLLIN) == 0) continue;
     signalfd_siginfo info;
     if (::read(signals.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
+    if (info.ssi_signo == SIGIO) {
+      move_to_memory(source, opts, generation, info.ssi_fd);
+      continue;
+    }
     if (info.ssi_signo != SIGHUP) return;
     reload_certificates(tls);
     reload_archive(source, opts, generation);
@@ -278,6 +317,9 @@ class supervisor {
   // exit code once they have all exited.
   int run(const std::string& what) {
     start_first_generation();
+    // Each worker process opened its own (with its own lease, whose breaks it is told of); this
+    // one, kept, would hold back every writer of the file until its lease timed out.
+    source_.replace(nullptr);
     announce(opts_, what, plan_, tls_);
     // Signals stay blocked here too: sigtimedwait polls them between reaping children.
     const sigset_t set = serve_signals();
@@ -286,6 +328,8 @@ class supervisor {
       const int signal = ::sigtimedwait(&set, nullptr, &tick);
       if (signal == SIGHUP) {
         signal_all(SIGHUP);  // each process has its own certificates and archive
+      } else if (signal == SIGIO) {
+        // A lease of the archive opened at start, let go already: nothing to do.
       } else if (signal > 0 && !stopping_) {
         stop_all(signal);
       }
@@ -336,6 +380,9 @@ class supervisor {
     int code = 1;
     try {
       ready_read_.reset();
+      // The archive anew: a lease of this process's own (the one inherited is the
+      // supervisor's), and the build that is there now if this process was restarted.
+      source_.replace(std::make_shared<const site>(opts_));
       code = serve_process(source_, opts_, plan_, tls_, [this] {
         if (!ready_write_) return;
         const char ready = 1;

@@ -12,7 +12,7 @@ namespace {
 
 base::mapped_file open_file(const options& opts) {
   const auto how = opts.in_memory || opts.index_content ? base::mapped_file::mode::in_memory
-                                                        : base::mapped_file::mode::mmap;
+                                                        : base::mapped_file::mode::leased_mmap;
   base::mapped_file file(opts.archive, how);
   if (opts.preload) file.preload();
   return file;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -33,6 +34,10 @@ class site {
 
   [[nodiscard]] std::size_t size() const noexcept { return file_.size(); }
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return file_.bytes(); }
+  // The lease guarding the mapping (base/mapped_file.hpp): its descriptor, or -1 in memory, and
+  // why a mapping could not be leased (then the archive was read into memory), or empty.
+  [[nodiscard]] int lease_fd() const noexcept { return file_.lease_fd(); }
+  [[nodiscard]] const std::string& lease_refused() const noexcept { return file_.lease_refused(); }
   [[nodiscard]] std::size_t indexed() const noexcept { return index_.size(); }
   [[nodiscard]] const archive::reader& reader() const noexcept { return reader_; }
   // Every well-formed block of the archive, split into lines once, for HTTP/2.

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
@@ -175,4 +176,88 @@ TEST_CASE("many deploys in a row leave one mapping and serve the last build",
   std::this_thread::sleep_for(600ms);
   CHECK(archive_mappings(server.pid(), "site.cdb") == 1);
   CHECK(server.stop() == 0);
+}
+
+namespace {
+
+// A keep-alive client asking for /big.bin over and over; every answer must be a whole 200 of
+// one build or the other (a connection the server closes is reconnected and counted).
+class big_reader {
+ public:
+  big_reader(unsigned short port, const two_builds& s)
+      : thread_([this, port, &s] {
+          while (!stop_) {
+            try {
+              client c(port);
+              while (!stop_) {
+                const auto got = c.request(request("/big.bin"));
+                const bool whole =
+                    got.status == 200 && (got.body == s.big_a || got.body == s.big_b);
+                ++(whole ? whole_ : wrong_);
+              }
+            } catch (const std::exception&) {
+              ++closed_;  // the server ended the connection: allowed, counted
+            }
+          }
+        }) {}
+  big_reader(const big_reader&) = delete;
+  big_reader& operator=(const big_reader&) = delete;
+  ~big_reader() { finish(); }
+
+  void finish() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  [[nodiscard]] int whole() const { return whole_; }
+  [[nodiscard]] int wrong() const { return wrong_; }
+  [[nodiscard]] int closed() const { return closed_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> whole_{0}, wrong_{0}, closed_{0};
+  std::thread thread_;
+};
+
+// /bin/sh `command` run in `folder`; its exit code.
+int shell(const std::string& command, const fs::path& folder) {
+  return kawipiko::test::run("cd '" + folder.string() + "' && " + command, folder).exit_code;
+}
+
+}  // namespace
+
+TEST_CASE("cp over the live archive, truncate, garbage and rm never crash the server",
+          "[e2e][serve][net][reload]") {
+  const two_builds s;
+  for (const bool in_memory : {false, true}) {
+    INFO((in_memory ? "--archive-inmem" : "mmap"));
+    fs::copy_file(s.a, s.live, fs::copy_options::overwrite_existing);
+    server_process server(binary,
+                          serve_args(s.live, in_memory ? std::vector<std::string>{"--archive-inmem"}
+                                                       : std::vector<std::string>{}));
+    if (!in_memory) CHECK(server.startup_line().find(", mmap)") != std::string::npos);
+    big_reader reader(server.port(), s);
+    std::this_thread::sleep_for(200ms);
+    const auto folder = s.folder.path();
+    // cp rewrites the mapped file in place: the server moves to a copy in memory first, then
+    // takes the new build once cp has closed it.
+    CHECK(shell("cp '" + s.b.string() + "' site.cdb", folder) == 0);
+    CHECK(serves_within(server.port(), "build B"));
+    if (!in_memory) CHECK(logs_within(server, "is being written in place"));
+    // truncate may be told to wait (its open does not) while the lease goes: either way the
+    // server goes on.
+    (void)shell("truncate -s 100000 site.cdb", folder);
+    CHECK(shell("echo garbage > site.cdb", folder) == 0);
+    CHECK(shell("rm site.cdb", folder) == 0);
+    std::this_thread::sleep_for(300ms);
+    {
+      client c(server.port());
+      CHECK(c.request(request("/")).body == "build B");  // the last good build
+    }
+    s.deploy(s.a);
+    CHECK(serves_within(server.port(), "build A"));
+    reader.finish();
+    CHECK(reader.whole() > 0);
+    CHECK(reader.wrong() == 0);
+    CHECK(server.stop() == 0);
+  }
 }
