@@ -134,8 +134,9 @@ class connection final : public connection_base {
       state_ = state::reading;
       deadline_ = coarse_now() + ctx_.http.opts.limits.header_timeout;
     }
-    // The kept bytes go in front of the new ones, so the parser sees the request whole.
-    std::memcpy(buffer.data(), kept.data(), kept.size());
+    // The kept bytes go in front of the new ones, so the parser sees the request whole (none
+    // for HTTP/2, whose empty view may not even point anywhere).
+    if (!kept.empty()) std::memcpy(buffer.data(), kept.data(), kept.size());
     answer({buffer.data(), kept.size() + n}, false);
   }
 
@@ -234,7 +235,7 @@ class connection final : public connection_base {
         return do_linger();
       case next_step::answer: {
         const auto kept = this->kept();
-        std::memcpy(ctx_.read_buffer.data(), kept.data(), kept.size());
+        if (!kept.empty()) std::memcpy(ctx_.read_buffer.data(), kept.data(), kept.size());
         return answer({ctx_.read_buffer.data(), kept.size()}, false);
       }
       case next_step::read:

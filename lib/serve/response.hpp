@@ -16,15 +16,19 @@ namespace kawipiko::serve {
 // value: a writer's room per response is bounded, and a longer one is answered with 414.
 inline constexpr std::size_t max_copied_value = 4 * 1024;
 
-// The header lines the handler adds as they are (response_writer::lines).
+// The header lines the handler adds as they are (response_writer::lines). HTTP/2's writer knows
+// them by address, so each is one object (an inline array, the same in every translation unit:
+// string literals are not, where the linker does not merge them, as under AddressSanitizer).
 namespace constant_lines {
-inline constexpr std::string_view security =
+inline constexpr char security_text[] =
     "X-Content-Type-Options: nosniff\r\n"
     "Referrer-Policy: strict-origin-when-cross-origin\r\n"
     "X-Frame-Options: SAMEORIGIN\r\n";
 // A year, as RFC 6797 §11.2 suggests; without includeSubDomains, which would commit hosts this
 // server does not know of.
-inline constexpr std::string_view hsts = "Strict-Transport-Security: max-age=31536000\r\n";
+inline constexpr char hsts_text[] = "Strict-Transport-Security: max-age=31536000\r\n";
+inline constexpr std::string_view security{security_text, sizeof security_text - 1};
+inline constexpr std::string_view hsts{hsts_text, sizeof hsts_text - 1};
 }  // namespace constant_lines
 
 // The reason phrase of a status the server sends ("Not Found"); "Internal Server Error" for any
