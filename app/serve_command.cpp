@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "serve/options.hpp"
@@ -21,9 +22,9 @@ namespace po = boost::program_options;
 using std::chrono::milliseconds;
 
 constexpr const char* usage_head =
-    "usage: kawipiko serve --archive <path> [options]\n"
+    "usage: kawipiko serve --archive <path> [--host <name>=<archive>...] [options]\n"
     "\n"
-    "Serves an archive made by 'kawipiko archive' over HTTP/1.1.\n"
+    "Serves archives made by 'kawipiko archive' over HTTP/1.1 and HTTP/2.\n"
     "\n";
 
 // Seconds as given, as the library's milliseconds; a positive value under a millisecond is one.
@@ -49,12 +50,32 @@ std::string in_seconds(milliseconds duration) {
 
 // The flags; they store into `o`, whose values are the defaults, and `mmap` (the default mode,
 // which the options do not name).
+// `--host <name>=<archive>`, repeatable, into `o.hosts`.
+po::value_semantic* stores_hosts(serve::options& o) {
+  return po::value<std::vector<std::string>>()
+      ->composing()
+      ->value_name("<name>=<archive>")
+      ->notifier([&o](const std::vector<std::string>& given) {
+        for (const auto& text : given) {
+          const auto equals = text.find('=');
+          if (equals == std::string::npos) {
+            throw usage_error("--host " + text + ": say which archive, as <name>=<archive>");
+          }
+          o.hosts.push_back({text.substr(0, equals), text.substr(equals + 1)});
+        }
+      });
+}
+
 po::options_description serve_flags(serve::options& o, bool& mmap) {
   const serve::options d;
   serve::limits& l = o.limits;
   serve::tls_settings& t = o.tls;
   return describe({
-      {"archive", stores(o.archive, "<path>"), "the archive to serve"},
+      {"archive", stores(o.archive, "<path>"),
+       "the archive to serve (with --host: the default site, for hosts that match none)"},
+      {"host", stores_hosts(o),
+       "a virtual host: example.com, or *.example.com for any name under it, served from its "
+       "own archive; repeatable"},
       {"archive-inmem", sets(o.in_memory), "read the whole archive into memory"},
       {"archive-mmap", sets(mmap), "memory-map the archive (the default)"},
       {"archive-preload", sets(o.preload), "fault every page of the archive in at start"},

@@ -355,6 +355,17 @@ response_info ranges_or_full(reply& r, const request& req, const archive::varian
   return full(r, v);
 }
 
+// The authority of an absolute-form target ("http://a.example:8080/x" -> "a.example:8080"),
+// else the Host field.
+std::string_view host_of(const request& req) noexcept {
+  const auto target = req.target;
+  if (target.starts_with('/')) return req.host;
+  const auto scheme_end = target.find("://");
+  if (scheme_end == std::string_view::npos) return req.host;
+  const auto authority = target.substr(scheme_end + 3);
+  return authority.substr(0, authority.find_first_of("/?#"));
+}
+
 // The entry for `path`, or the fallback (wildcard or error page) that covers it.
 archive::lookup_status look_up(const site& s, std::string_view path,
                                archive::entry& entry) noexcept {
@@ -364,6 +375,13 @@ archive::lookup_status look_up(const site& s, std::string_view path,
 }
 
 }  // namespace
+
+handler::handler(const site& s, const answer_settings& settings)
+    : own_(std::make_shared<site_set>(
+          site_set{std::shared_ptr<const site>(std::shared_ptr<const site>(), &s), {}})),
+      sites_(own_.get()),
+      answering_(&s),
+      settings_(settings) {}
 
 response_info handler::respond(const request& req, response_writer& w) noexcept {
   reply r{.w = w,
@@ -379,8 +397,13 @@ response_info handler::respond(const request& req, response_writer& w) noexcept 
     w.close_connection();  // a client that sends such a target is not trusted with the next
     return error(r, bad_target == http::target_error::too_long ? 414 : 400);
   }
+  // The site by the name the request was sent to: absolute-form's authority (RFC 9112 §3.2.2),
+  // else Host (or :authority).
+  std::array<char, 256> name_room{};
+  answering_ = sites_->find(normalized_host(host_of(req), name_room));
+  if (answering_ == nullptr) return error(r, 421);  // no site here for that name
   archive::entry entry;
-  const auto found = look_up(*site_, {path_.data(), path_size}, entry);
+  const auto found = look_up(*answering_, {path_.data(), path_size}, entry);
   if (found == archive::lookup_status::corrupt) return error(r, 500);
   if (found == archive::lookup_status::not_found) return error(r, 404);
 

@@ -8,9 +8,11 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "archive/compress.hpp"
+#include "serve/host_table.hpp"
 #include "serve/response.hpp"
 #include "serve/site.hpp"
 
@@ -69,11 +71,14 @@ struct answer_settings {
 
 class handler {
  public:
-  handler(const site& s, const answer_settings& settings) noexcept
-      : site_(&s), settings_(settings) {}
+  // Answers from `s` alone, whatever the host (tests, fuzzing). `s` must outlive the handler.
+  handler(const site& s, const answer_settings& settings);
+  // Answers from the sites of `sites`, chosen by the request's host.
+  handler(const site_set& sites, const answer_settings& settings) noexcept
+      : sites_(&sites), settings_(settings) {}
 
-  // Answers from `s` from now on (a reload); `s` must outlive its use.
-  void use(const site& s) noexcept { site_ = &s; }
+  // Answers from `sites` from now on (a reload); they must outlive their use.
+  void use(const site_set& sites) noexcept { sites_ = &sites; }
 
   // Describes the response to `req` to `w`.
   response_info respond(const request& req, response_writer& w) noexcept;
@@ -82,10 +87,14 @@ class handler {
   // 412, 413, 414, 431, 500, 501, 505…).
   response_info respond_error(unsigned status, body_mode body, response_writer& w) noexcept;
 
-  [[nodiscard]] const site& source() const noexcept { return *site_; }
+  // The site the answer being described comes from (valid from the start of respond() until the
+  // next; HTTP/2's writer finds the header lines of its blocks there).
+  [[nodiscard]] const site& answering() const noexcept { return *answering_; }
 
  private:
-  const site* site_;
+  std::shared_ptr<const site_set> own_;  // the one-site set of the first constructor
+  const site_set* sites_;
+  const site* answering_ = nullptr;
   answer_settings settings_;
   std::array<char, 8192> path_{};
 };

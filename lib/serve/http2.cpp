@@ -119,8 +119,8 @@ using stream = http2_protocol::stream;
 // lower case, archive values referenced) and a list of body pieces.
 class stream_writer final : public response_writer {
  public:
-  stream_writer(stream& s, std::string_view date, const header_lists& archive_lists) noexcept
-      : s_(s), date_(date), archive_lists_(archive_lists) {}
+  stream_writer(stream& s, std::string_view date, const handler& answers) noexcept
+      : s_(s), date_(date), answers_(answers) {}
 
   void start(unsigned status) noexcept override {
     add(":status", s_.copy(decimal(status).view()));
@@ -131,9 +131,14 @@ class stream_writer final : public response_writer {
   // The lines as split when the archive was opened (or, for the handler's constants, once).
   void lines(std::string_view block) noexcept override {
     const auto& fixed = constants();
-    auto found = block.data() == constant_lines::security.data() ? fixed.security
-                 : block.data() == constant_lines::hsts.data()   ? fixed.hsts
-                                                                 : archive_lists_.find(block);
+    std::span<const header_line> found;
+    if (block.data() == constant_lines::security.data()) {
+      found = fixed.security;
+    } else if (block.data() == constant_lines::hsts.data()) {
+      found = fixed.hsts;
+    } else {
+      found = answers_.answering().lists().find(block);
+    }
     for (const auto& line : found) s_.headers.push_back({view(line.name), view(line.value)});
   }
 
@@ -175,7 +180,7 @@ class stream_writer final : public response_writer {
 
   stream& s_;
   std::string_view date_;
-  const header_lists& archive_lists_;
+  const handler& answers_;  // its answering() site holds the archive's blocks
   std::string_view field_name_;
   std::size_t value_at_ = 0;
 };
@@ -497,7 +502,7 @@ void http2_protocol::answer(stream& s, bool has_body) {
   const auto req = request_of(s);
   // Its header values and body are views into this generation until the stream is done.
   if (ctx_->live != nullptr) s.use = site_use(*ctx_->live);
-  stream_writer w(s, date_, ctx_->answers.source().lists());
+  stream_writer w(s, date_, ctx_->answers);
   response_info info;
   if (s.too_large) {
     info = ctx_->answers.respond_error(431, body_mode::with_body, w);

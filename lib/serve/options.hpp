@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace kawipiko::serve {
 
@@ -33,8 +34,15 @@ struct tls_settings {
   bool https_redirect = false;  // --https-redirect: the plain listener answers 308 to https
 };
 
+// --host <name>=<archive>: a virtual host (host_table.hpp says how names match).
+struct virtual_host {
+  std::string name;     // "example.com" or "*.example.com"
+  std::string archive;  // its archive
+};
+
 struct options {
-  std::string archive;
+  std::string archive;  // the default site (hosts that match no --host); empty: none (421)
+  std::vector<virtual_host> hosts;
   bool in_memory = false;      // --archive-inmem (else mmap)
   bool watch = true;           // --watch-disable: only SIGHUP reloads the archive
   bool preload = false;        // --archive-preload

@@ -31,6 +31,7 @@
 #include "base/error.hpp"
 #include "base/unique_fd.hpp"
 #include "serve/archive_watch.hpp"
+#include "serve/host_table.hpp"
 #include "serve/site.hpp"
 #include "serve/site_source.hpp"
 #include "serve/tls_context.hpp"
@@ -109,9 +110,9 @@ std::string describe(const tcp::endpoint& endpoint) {
 
 // The subject of the start-up line: "'site.cdb' (1.2 MB, 10 paths, 2 redirects, mmap) with
 // 1 process x 2 threads".
-std::string describe_site(const site& s, const options& opts) {
+std::string describe_site(const site& s, const std::string& path, const options& opts) {
   const auto& reader = s.reader();
-  std::string what = base::quote(opts.archive) + " (";
+  std::string what = base::quote(path) + " (";
   char size[32];
   std::snprintf(size, sizeof size, "%.1f MB", static_cast<double>(s.size()) / 1e6);
   what += size;
@@ -126,7 +127,19 @@ std::string describe_site(const site& s, const options& opts) {
     what += "in memory: no read lease on the file (" + s.lease_refused() + ")";
   }
   if (s.indexed() > 0) what += ", " + std::to_string(s.indexed()) + " indexed";
-  what += ") with " + std::to_string(opts.processes) + " process" +
+  return what + ")";
+}
+
+// "'site.cdb' (…) and host example.com: 'a.cdb' (…) with 1 process x 2 threads".
+std::string describe_sites(const site_set& sites, const options& opts) {
+  std::string what;
+  if (sites.fallback) what = describe_site(*sites.fallback, opts.archive, opts);
+  for (std::size_t i = 0; i < sites.hosts.size(); ++i) {
+    if (!what.empty()) what += " and ";
+    what += "host " + opts.hosts[i].name + ": " +
+            describe_site(*sites.hosts[i].answers, opts.hosts[i].archive, opts);
+  }
+  what += " with " + std::to_string(opts.processes) + " process" +
           (opts.processes > 1 ? "es" : "") + " x " + std::to_string(opts.threads) + " thread" +
           (opts.threads > 1 ? "s" : "");
   return what;
@@ -200,89 +213,141 @@ void reload_certificates(tls_context* tls) {
   }
 }
 
-// Opens the archive anew and, once it is whole and valid, makes it the live generation; one log
-// line either way. Off the serving threads: they go on answering from the current generation
-// meanwhile.
-void reload_archive(site_source& source, const options& opts, std::uint64_t& generation) {
+// Every archive the server answers from: the default one (--archive; `host` -1) and one per
+// --host, each loaded, watched and reloaded on its own.
+struct archive_slot {
+  int host;
+  std::string path;
+  std::uint64_t generation = 1;
+};
+
+std::vector<archive_slot> archive_slots(const options& opts) {
+  std::vector<archive_slot> slots;
+  if (!opts.archive.empty()) slots.push_back({-1, opts.archive});
+  for (std::size_t i = 0; i < opts.hosts.size(); ++i) {
+    slots.push_back({static_cast<int>(i), opts.hosts[i].archive});
+  }
+  return slots;
+}
+
+// The options with `path` as the archive (a site is opened from the options).
+options options_for(const options& opts, const std::string& path, bool in_memory = false) {
+  options one = opts;
+  one.archive = path;
+  if (in_memory) one.in_memory = true;
+  return one;
+}
+
+// Opens and validates every archive. Throws as site does, naming the file.
+std::shared_ptr<const site_set> open_sites(const options& opts) {
+  auto sites = std::make_shared<site_set>();
+  if (!opts.archive.empty()) sites->fallback = std::make_shared<const site>(opts);
+  for (const auto& h : opts.hosts) {
+    sites->hosts.push_back(
+        {parse_host_pattern(h.name), std::make_shared<const site>(options_for(opts, h.archive))});
+  }
+  return sites;
+}
+
+const site* site_of(const site_set& sites, int host) {
+  return host < 0 ? sites.fallback.get()
+                  : sites.hosts.at(static_cast<std::size_t>(host)).answers.get();
+}
+
+// Opens the slot's archive anew and, once it is whole and valid, makes it the live generation of
+// that slot; one log line either way. Off the serving threads: they go on answering from the
+// current generation meanwhile.
+void reload_archive(site_source& source, const options& opts, archive_slot& slot) {
   const auto started = std::chrono::steady_clock::now();
   try {
-    auto next = std::make_shared<const site>(opts);
+    auto next = std::make_shared<const site>(options_for(opts, slot.path));
     const auto bytes = next->bytes();
     const auto digest =
         archive::sha256_hex({reinterpret_cast<const char*>(bytes.data()), bytes.size()});
     const auto size = next->size();
     const auto paths = std::string(next->reader().meta_value("paths"));
-    source.replace(std::move(next));
-    ++generation;
+    source.replace_site(slot.host, std::move(next));
+    ++slot.generation;
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - started);
     std::fprintf(stderr,
                  "kawipiko serve: archive %s reloaded: generation %llu, %.1f MB, %s paths, "
                  "sha256 %.16s, %lld ms\n",
-                 base::quote(opts.archive).c_str(), static_cast<unsigned long long>(generation),
+                 base::quote(slot.path).c_str(), static_cast<unsigned long long>(slot.generation),
                  static_cast<double>(size) / 1e6, paths.c_str(), digest.c_str(),
                  static_cast<long long>(took.count()));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kawipiko serve: warning: %s; generation %llu goes on being served\n",
-                 e.what(), static_cast<unsigned long long>(generation));
+                 e.what(), static_cast<unsigned long long>(slot.generation));
   }
 }
 
-// A writer waits on the live generation's lease: it is about to change the mapped file in place
+// A writer waits on a live generation's lease: it is about to change the mapped file in place
 // (cp over it, truncate, a write). The file is read into memory now, while the writer still
-// waits, so that this copy is the build served so far; it becomes the live generation, and the
-// mapped one goes (its lease with it, letting the writer go on) once its last response is out.
-// A lease of an older generation needs nothing: it goes the same way.
-void move_to_memory(site_source& source, const options& opts, std::uint64_t& generation,
+// waits, so that this copy is the build served so far; it becomes that slot's live generation,
+// and the mapped one goes (its lease with it, letting the writer go on) once its last response
+// is out. A lease of an older generation needs nothing: it goes the same way.
+void move_to_memory(site_source& source, const options& opts, std::vector<archive_slot>& slots,
                     int lease_fd) {
+  if (lease_fd < 0) return;
+  archive_slot* leased = nullptr;
   {
     const auto live = source.current();
-    if (live == nullptr || lease_fd < 0 || live->lease_fd() != lease_fd) return;
+    for (auto& slot : slots) {
+      const auto* s = site_of(*live, slot.host);
+      if (s != nullptr && s->lease_fd() == lease_fd) leased = &slot;
+    }
   }
+  if (leased == nullptr) return;
   try {
-    options in_memory = opts;
-    in_memory.in_memory = true;
-    source.replace(std::make_shared<const site>(in_memory));
-    ++generation;
+    source.replace_site(leased->host,
+                        std::make_shared<const site>(options_for(opts, leased->path, true)));
+    ++leased->generation;
     std::fprintf(stderr,
                  "kawipiko serve: archive %s is being written in place: generation %llu is a copy "
                  "in memory of the build served so far; deploy by rename instead\n",
-                 base::quote(opts.archive).c_str(), static_cast<unsigned long long>(generation));
+                 base::quote(leased->path).c_str(),
+                 static_cast<unsigned long long>(leased->generation));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kawipiko serve: warning: %s; generation %llu goes on being served\n",
-                 e.what(), static_cast<unsigned long long>(generation));
+                 e.what(), static_cast<unsigned long long>(leased->generation));
   }
 }
 
-// Waits for the blocked signals and, unless --watch-disable, for a new archive under the
-// archive's name: SIGHUP reloads the certificates and the archive, a new archive reloads it;
+// Waits for the blocked signals and, unless --watch-disable, for a new archive under each
+// archive's name: SIGHUP reloads the certificates and every archive, a new archive reloads it;
 // returns on SIGINT or SIGTERM.
 void serve_until_stopped(site_source& source, const options& opts, tls_context* tls) {
   const sigset_t set = serve_signals();
   base::unique_fd signals(::signalfd(-1, &set, SFD_CLOEXEC));
   if (!signals) base::throw_errno(errno, "cannot make a signalfd for", opts.archive);
-  std::optional<archive_watch> watch;
-  if (opts.watch) watch.emplace(opts.archive);
-  std::uint64_t generation = 1;
+  auto slots = archive_slots(opts);
+  std::vector<std::optional<archive_watch>> watches(slots.size());
+  std::vector<pollfd> waits{{signals.get(), POLLIN, 0}};
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    if (opts.watch) watches[i].emplace(slots[i].path);
+    waits.push_back({watches[i] ? watches[i]->fd() : -1, POLLIN, 0});
+  }
   for (;;) {
-    pollfd waits[2] = {{signals.get(), POLLIN, 0}, {watch ? watch->fd() : -1, POLLIN, 0}};
-    if (::poll(waits, 2, -1) < 0) {
+    if (::poll(waits.data(), waits.size(), -1) < 0) {
       if (errno == EINTR) continue;
       base::throw_errno(errno, "cannot wait for signals of", opts.archive);
     }
-    if ((waits[1].revents & POLLIN) != 0 && watch->changed()) {
-      reload_archive(source, opts, generation);
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      if ((waits[i + 1].revents & POLLIN) != 0 && watches[i]->changed()) {
+        reload_archive(source, opts, slots[i]);
+      }
     }
     if ((waits[0].revents & POLLIN) == 0) continue;
     signalfd_siginfo info;
     if (::read(signals.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
     if (info.ssi_signo == SIGIO) {
-      move_to_memory(source, opts, generation, info.ssi_fd);
+      move_to_memory(source, opts, slots, info.ssi_fd);
       continue;
     }
     if (info.ssi_signo != SIGHUP) return;
     reload_certificates(tls);
-    reload_archive(source, opts, generation);
+    for (auto& slot : slots) reload_archive(source, opts, slot);
   }
 }
 
@@ -382,7 +447,7 @@ class supervisor {
       ready_read_.reset();
       // The archive anew: a lease of this process's own (the one inherited is the
       // supervisor's), and the build that is there now if this process was restarted.
-      source_.replace(std::make_shared<const site>(opts_));
+      source_.replace(open_sites(opts_));
       code = serve_process(source_, opts_, plan_, tls_, [this] {
         if (!ready_write_) return;
         const char ready = 1;
@@ -567,7 +632,13 @@ tcp::endpoint parse_bind(const std::string& text, std::string_view flag) {
 }
 
 void validate(const options& opts) {
-  if (opts.archive.empty()) throw base::invalid_option("--archive is required");
+  if (opts.archive.empty() && opts.hosts.empty()) {
+    throw base::invalid_option("--archive or --host is required");
+  }
+  for (const auto& h : opts.hosts) {
+    (void)parse_host_pattern(h.name);
+    if (h.archive.empty()) throw base::invalid_option("--host " + h.name + "= names no archive");
+  }
   // A profile is one process's.
   if ((!opts.profile_cpu.empty() || !opts.profile_mem.empty()) && opts.processes != 1) {
     throw base::invalid_option("--profile-cpu and --profile-mem need --processes 1");
@@ -629,8 +700,8 @@ int run(const options& opts) {
   const listen_plan plan = plan_listeners(opts, holders);
   // Made before any fork, so that every process shares its session-ticket keys.
   const auto tls = make_tls_context(opts.tls, alpn_protocols(opts));
-  site_source source(std::make_shared<const site>(opts));
-  const std::string what = describe_site(*source.current(), opts);
+  site_source source(open_sites(opts));
+  const std::string what = describe_sites(*source.current(), opts);
   block_serve_signals();
   if (opts.processes == 1) {
     return serve_process(source, opts, plan, tls.get(),

@@ -1,9 +1,10 @@
 #pragma once
-// The live generation of the archive and who still uses the old ones. A reload opens and
-// validates a new site off the serving threads and replaces the current one whole (site_source);
-// nothing is ever changed in place. Each worker takes the new generation between batches and
-// keeps each one it has used (site_hold) until no connection or stream of its own still sends
-// from it (site_use): a response under way finishes from the generation it started with, and
+// The live generation of the archives (a site_set: the default site and one per virtual host)
+// and who still uses the old ones. A reload opens and validates a new site off the serving
+// threads and replaces, in a new set, the one it reloads (site_source); each archive reloads on
+// its own, and nothing is ever changed in place. Each worker takes the new generation between
+// batches and keeps each one it has used (site_hold) until no connection or stream of its own still
+// sends from it (site_use): a response under way finishes from the generation it started with, and
 // the old mapping goes when its last response is out.
 
 #include <atomic>
@@ -13,41 +14,53 @@
 #include <mutex>
 #include <utility>
 
+#include "serve/host_table.hpp"
 #include "serve/site.hpp"
 
 namespace kawipiko::serve {
 
 class site_source {
  public:
-  explicit site_source(std::shared_ptr<const site> first) : current_(std::move(first)) {}
+  explicit site_source(std::shared_ptr<const site_set> first) : current_(std::move(first)) {}
 
   // Bumped by every replace(); a worker compares it with the one it last took.
   [[nodiscard]] std::uint64_t generation() const noexcept {
     return generation_.load(std::memory_order_acquire);
   }
-  [[nodiscard]] std::shared_ptr<const site> current() const {
+  [[nodiscard]] std::shared_ptr<const site_set> current() const {
     const std::lock_guard lock(mutex_);
     return current_;
   }
-  // Thread-safe.
-  void replace(std::shared_ptr<const site> next) {
+  // Thread-safe: the whole set, or (replace_site) one of its sites: the default one for
+  // `host` -1, else hosts[host].
+  void replace(std::shared_ptr<const site_set> next) {
     {
       const std::lock_guard lock(mutex_);
       current_ = std::move(next);
     }
     generation_.fetch_add(1, std::memory_order_acq_rel);
   }
+  void replace_site(int host, std::shared_ptr<const site> next) {
+    {
+      const std::lock_guard lock(mutex_);
+      auto changed = std::make_shared<site_set>(*current_);
+      (host < 0 ? changed->fallback : changed->hosts.at(static_cast<std::size_t>(host)).answers) =
+          std::move(next);
+      current_ = std::move(changed);
+    }
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
 
  private:
   mutable std::mutex mutex_;
-  std::shared_ptr<const site> current_;
+  std::shared_ptr<const site_set> current_;
   std::atomic<std::uint64_t> generation_{1};
 };
 
 // One worker's hold on one generation, and how many of its connections and streams still send
 // from it (a plain count: only that worker's thread touches it).
 struct site_hold {
-  std::shared_ptr<const site> generation;
+  std::shared_ptr<const site_set> generation;
   std::size_t users = 0;
 };
 

@@ -87,8 +87,9 @@ worker::worker(site_source& source, const options& opts, std::span<const listene
   connection_owner& owner = *this;
   auto& live = holds_.back();
   for (const auto& spec : listeners) {
-    listeners_.push_back(std::make_unique<listener>(listen_on(io_, spec.endpoint), spec, *live.generation,
-                                                    opts, output_, date_, read_buffer_, owner));
+    listeners_.push_back(std::make_unique<listener>(listen_on(io_, spec.endpoint), spec,
+                                                    *live.generation, opts, output_, date_,
+                                                    read_buffer_, owner));
     listeners_.back()->context.http.live = &live;
     if (spec.tls && !tls_buffers_) tls_buffers_ = std::make_unique<tls_buffers>();
   }

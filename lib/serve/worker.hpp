@@ -72,7 +72,7 @@ class worker final : connection_owner {
   using connection_list = boost::intrusive::list<connection_base>;
 
   struct listener {
-    listener(boost::asio::ip::tcp::acceptor socket, const listener_spec& spec, const site& s,
+    listener(boost::asio::ip::tcp::acceptor socket, const listener_spec& spec, const site_set& s,
              const options& opts, output& out, date_line& date, std::span<char> buffer,
              connection_owner& owner)
         : acceptor(std::move(socket)),

@@ -43,7 +43,7 @@ TEST_CASE("options out of range are refused with a message naming the flag", "[s
   SECTION("no archive") {
     opts.archive.clear();
     CHECK_THROWS_MATCHES(serve::validate(opts), invalid_option,
-                         Catch::Message("--archive is required"));
+                         Catch::Message("--archive or --host is required"));
   }
   SECTION("a profile with several processes") {
     opts.profile_mem = "heap";
