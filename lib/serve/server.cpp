@@ -27,7 +27,6 @@
 #include <utility>
 #include <vector>
 
-#include "archive/digest.hpp"
 #include "base/error.hpp"
 #include "base/unique_fd.hpp"
 #include "serve/archive_watch.hpp"
@@ -104,8 +103,13 @@ void block_serve_signals() {
 
 std::string describe(const tcp::endpoint& endpoint) {
   const auto address = endpoint.address();
-  const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-  return host + ":" + std::to_string(endpoint.port());
+  std::string where;
+  if (address.is_v6()) where += '[';
+  where += address.to_string();
+  if (address.is_v6()) where += ']';
+  where += ':';
+  where += std::to_string(endpoint.port());
+  return where;
 }
 
 // The subject of the start-up line: "'site.cdb' (1.2 MB, 10 paths, 2 redirects, mmap) with
@@ -117,7 +121,8 @@ std::string describe_site(const site& s, const std::string& path, const options&
   std::snprintf(size, sizeof size, "%.1f MB", static_cast<double>(s.size()) / 1e6);
   what += size;
   what += ", " + std::string(reader.meta_value("paths")) + " paths, " +
-          std::string(reader.meta_value("redirects")) + " redirects, ";
+          std::string(reader.meta_value("redirects")) + " redirects, build " + s.build_id() +
+          ", ";
   if (opts.in_memory || opts.index_content) {
     what += "in memory";
   } else if (s.lease_fd() >= 0) {
@@ -261,9 +266,7 @@ void reload_archive(site_source& source, const options& opts, archive_slot& slot
   const auto started = std::chrono::steady_clock::now();
   try {
     auto next = std::make_shared<const site>(options_for(opts, slot.path));
-    const auto bytes = next->bytes();
-    const auto digest =
-        archive::sha256_hex({reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+    const auto build = next->build_id();
     const auto size = next->size();
     const auto paths = std::string(next->reader().meta_value("paths"));
     source.replace_site(slot.host, std::move(next));
@@ -272,9 +275,9 @@ void reload_archive(site_source& source, const options& opts, archive_slot& slot
         std::chrono::steady_clock::now() - started);
     std::fprintf(stderr,
                  "kawipiko serve: archive %s reloaded: generation %llu, %.1f MB, %s paths, "
-                 "sha256 %.16s, %lld ms\n",
+                 "build %s, %lld ms\n",
                  base::quote(slot.path).c_str(), static_cast<unsigned long long>(slot.generation),
-                 static_cast<double>(size) / 1e6, paths.c_str(), digest.c_str(),
+                 static_cast<double>(size) / 1e6, paths.c_str(), build.c_str(),
                  static_cast<long long>(took.count()));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kawipiko serve: warning: %s; generation %llu goes on being served\n",

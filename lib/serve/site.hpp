@@ -40,6 +40,9 @@ class site {
   [[nodiscard]] const std::string& lease_refused() const noexcept { return file_.lease_refused(); }
   [[nodiscard]] std::size_t indexed() const noexcept { return index_.size(); }
   [[nodiscard]] const archive::reader& reader() const noexcept { return reader_; }
+  // 16 hex digits naming the build: a SHA-256 of every entry (paths, header blocks, ETags),
+  // so two archives of the same sources and settings have the same one.
+  [[nodiscard]] const std::string& build_id() const noexcept { return build_id_; }
   // Every well-formed block of the archive, split into lines once, for HTTP/2.
   [[nodiscard]] const header_lists& lists() const noexcept { return lists_; }
 
@@ -53,6 +56,7 @@ class site {
   // Malformed entries, by where their value starts (stable for the image's lifetime).
   std::unordered_set<const char*> malformed_;
   header_lists lists_;
+  std::string build_id_;
 };
 
 }  // namespace kawipiko::serve
