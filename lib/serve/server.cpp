@@ -121,8 +121,7 @@ std::string describe_site(const site& s, const std::string& path, const options&
   std::snprintf(size, sizeof size, "%.1f MB", static_cast<double>(s.size()) / 1e6);
   what += size;
   what += ", " + std::string(reader.meta_value("paths")) + " paths, " +
-          std::string(reader.meta_value("redirects")) + " redirects, build " + s.build_id() +
-          ", ";
+          std::string(reader.meta_value("redirects")) + " redirects, build " + s.build_id() + ", ";
   if (opts.in_memory || opts.index_content) {
     what += "in memory";
   } else if (s.lease_fd() >= 0) {
@@ -317,42 +316,61 @@ void move_to_memory(site_source& source, const options& opts, std::vector<archiv
   }
 }
 
-// Waits for the blocked signals and, unless --watch-disable, for a new archive under each
-// archive's name: SIGHUP reloads the certificates and every archive, a new archive reloads it;
-// returns on SIGINT or SIGTERM.
-void serve_until_stopped(site_source& source, const options& opts, tls_context* tls) {
-  const sigset_t set = serve_signals();
-  base::unique_fd signals(::signalfd(-1, &set, SFD_CLOEXEC));
-  if (!signals) base::throw_errno(errno, "cannot make a signalfd for", opts.archive);
-  auto slots = archive_slots(opts);
-  std::vector<std::optional<archive_watch>> watches(slots.size());
-  std::vector<pollfd> waits{{signals.get(), POLLIN, 0}};
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    if (opts.watch) watches[i].emplace(slots[i].path);
-    waits.push_back({watches[i] ? watches[i]->fd() : -1, POLLIN, 0});
-  }
-  for (;;) {
-    if (::poll(waits.data(), waits.size(), -1) < 0) {
-      if (errno == EINTR) continue;
-      base::throw_errno(errno, "cannot wait for signals of", opts.archive);
+// The main thread of a serving process: waits for the blocked signals and, unless
+// --watch-disable, for a new archive under each archive's name. SIGHUP reloads the certificates
+// and every archive, a new archive reloads it, SIGIO moves a leased one to memory; run() returns
+// on SIGINT or SIGTERM. Made before the process says it listens, so that no change after that
+// goes unseen.
+class main_loop {
+ public:
+  main_loop(site_source& source, const options& opts, tls_context* tls)
+      : source_(source), opts_(opts), tls_(tls), slots_(archive_slots(opts)) {
+    const sigset_t set = serve_signals();
+    signals_.reset(::signalfd(-1, &set, SFD_CLOEXEC));
+    if (!signals_) base::throw_errno(errno, "cannot make a signalfd for", opts.archive);
+    watches_.resize(slots_.size());
+    waits_.push_back({signals_.get(), POLLIN, 0});
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (opts.watch) watches_[i].emplace(slots_[i].path);
+      waits_.push_back({watches_[i] ? watches_[i]->fd() : -1, POLLIN, 0});
     }
-    for (std::size_t i = 0; i < slots.size(); ++i) {
-      if ((waits[i + 1].revents & POLLIN) != 0 && watches[i]->changed()) {
-        reload_archive(source, opts, slots[i]);
+  }
+
+  void run() {
+    for (;;) {
+      if (::poll(waits_.data(), waits_.size(), -1) < 0) {
+        if (errno == EINTR) continue;
+        base::throw_errno(errno, "cannot wait for signals of", opts_.archive);
       }
+      for (std::size_t i = 0; i < slots_.size(); ++i) {
+        if ((waits_[i + 1].revents & POLLIN) != 0 && watches_[i]->changed()) {
+          reload_archive(source_, opts_, slots_[i]);
+        }
+      }
+      if ((waits_[0].revents & POLLIN) == 0) continue;
+      signalfd_siginfo info;
+      if (::read(signals_.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) {
+        continue;
+      }
+      if (info.ssi_signo == SIGIO) {
+        move_to_memory(source_, opts_, slots_, info.ssi_fd);
+        continue;
+      }
+      if (info.ssi_signo != SIGHUP) return;
+      reload_certificates(tls_);
+      for (auto& slot : slots_) reload_archive(source_, opts_, slot);
     }
-    if ((waits[0].revents & POLLIN) == 0) continue;
-    signalfd_siginfo info;
-    if (::read(signals.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
-    if (info.ssi_signo == SIGIO) {
-      move_to_memory(source, opts, slots, info.ssi_fd);
-      continue;
-    }
-    if (info.ssi_signo != SIGHUP) return;
-    reload_certificates(tls);
-    for (auto& slot : slots) reload_archive(source, opts, slot);
   }
-}
+
+ private:
+  site_source& source_;
+  const options& opts_;
+  tls_context* tls_;
+  std::vector<archive_slot> slots_;
+  base::unique_fd signals_;
+  std::vector<std::optional<archive_watch>> watches_;
+  std::vector<pollfd> waits_;
+};
 
 // Runs the workers of one process until SIGINT/SIGTERM; the signals must be blocked already.
 int serve_process(site_source& source, const options& opts, const listen_plan& plan,
@@ -360,10 +378,11 @@ int serve_process(site_source& source, const options& opts, const listen_plan& p
   std::atomic<std::size_t> connections{0};
   const workers_list workers = start_workers(source, opts, plan, connections, tls);
   cap_connections(workers, opts);
+  main_loop waiting(source, opts, tls);
   listening();
   std::vector<std::thread> threads;
   for (const auto& w : workers) threads.emplace_back([&w] { w->run(); });
-  serve_until_stopped(source, opts, tls);
+  waiting.run();
   for (const auto& w : workers) w->stop();
   for (auto& t : threads) t.join();
   return 0;
