@@ -1,5 +1,5 @@
-# Helpers shared by the benchmark scripts (run-http.sh, tls-ttfb.sh): sourced, not run. Each
-# takes what it needs as arguments and sets no variable of its caller.
+# Helpers shared by the benchmark scripts (run-http.sh, tls-ttfb.sh, reload-under-load.sh):
+# sourced, not run. Each takes what it needs as arguments and sets no variable of its caller.
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -14,6 +14,23 @@ build_release() { # <source> <build>
 build_revision() { # <rev> <source> <build>
   git worktree add -q --detach "$2" "$1"
   build_release "$2" "$3"
+}
+
+# A port nobody listens on right now (the kernel picks it; taken again a moment later).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Sum of utime+stime, in clock ticks, of the given PIDs (the comm field may hold spaces); a
+# /proc/<pid>/task/<tid> folder given as "<pid>/task/<tid>" counts that one thread.
+cpu_ticks() {
+  local total=0 pid stat fields
+  for pid in "$@"; do
+    stat=$(<"/proc/$pid/stat")
+    read -r -a fields <<<"${stat##*) }"
+    total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
 }
 
 # One certificate for every server of a run, the kind --tls-self-signed makes: ECDSA P-256,

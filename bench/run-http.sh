@@ -155,11 +155,6 @@ trap 'exit 130' INT TERM
 
 log() { echo "== $*" >&2; }
 
-# A port nobody listens on right now (the kernel picks it; taken again a moment later).
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # --- the baseline build ---------------------------------------------------------------------
 if [ -n "$baseline" ]; then
   log "building the baseline $baseline in $work/baseline-src"
@@ -468,17 +463,6 @@ for target in "${targets[@]}"; do
   fi
   h2_negotiated=$negotiated
 done
-
-# Sum of utime+stime, in clock ticks, of the given PIDs (the comm field may hold spaces).
-cpu_ticks() {
-  local total=0 pid stat fields
-  for pid in "$@"; do
-    stat=$(<"/proc/$pid/stat")
-    read -r -a fields <<<"${stat##*) }"
-    total=$((total + fields[11] + fields[12]))
-  done
-  echo "$total"
-}
 
 check_alive() { # <label> <what ran> <pids...>
   local label=$1 what=$2 pid
