@@ -1,7 +1,8 @@
 #pragma once
-// `kawipiko serve` as a function: opens the archive, binds, runs `threads` workers in each of
-// `processes` processes (a small supervisor above them when there are several), and returns the
-// exit code once SIGINT or SIGTERM has drained them.
+// `kawipiko serve` as a function: opens the archives (the default one and one per --host),
+// binds, runs `threads` workers in each of `processes` processes (a small supervisor above them
+// when there are several), reloads an archive when a new file takes its name or on SIGHUP, and
+// returns the exit code once SIGINT or SIGTERM has drained them.
 
 #include <boost/asio/ip/tcp.hpp>
 #include <string>
@@ -16,7 +17,8 @@ namespace kawipiko::serve {
 [[nodiscard]] boost::asio::ip::tcp::endpoint parse_bind(const std::string& text,
                                                         std::string_view flag = "--bind");
 
-// Refuses options that run() cannot honour: an empty archive path, a profile with several
+// Refuses options that run() cannot honour: neither --archive nor --host, a --host whose name is
+// not a host name (host_table.hpp) or that names no archive, a profile with several
 // processes, --threads or --processes outside 1 to 1024, --header-limit outside 256 to 61440, a
 // timeout or the shutdown grace not in (0, 86400] seconds, a --bind or --bind-tls parse_bind
 // refuses, neither of them, both on one address; and for TLS: --bind-tls without exactly one
