@@ -81,7 +81,16 @@ class connection final : public connection_base {
 
   void check(coarse_clock::time_point now) noexcept override {
     if (state_ == state::closed) return;
-    if (ctx_.http.opts.limits.timeouts && now >= deadline_) return close();
+    if (ctx_.http.opts.limits.timeouts && now >= deadline_) {
+      // Waiting to write, the socket's buffer full: a client that drains it, however slowly,
+      // is making progress; the write timeout is for one that does not (or has gone).
+      if (state_ == state::writing && transport_.queued() < queued_) {
+        queued_ = static_cast<std::uint32_t>(transport_.queued());
+        deadline_ = now + ctx_.http.opts.limits.write_timeout;
+        return;
+      }
+      return close();
+    }
     if (ctx_.http.draining && state_ == state::idle) {
       if (h2_) say_goaway();
       close();
@@ -201,6 +210,7 @@ class connection final : public connection_base {
   void wait_writable() {
     state_ = state::writing;
     deadline_ = coarse_now() + ctx_.http.opts.limits.write_timeout;
+    queued_ = static_cast<std::uint32_t>(std::min<std::size_t>(transport_.queued(), UINT32_MAX));
     waiting_ = true;
     transport_.wait_writable([this](const boost::system::error_code& ec) { on_writable(ec); });
   }
@@ -340,6 +350,7 @@ class connection final : public connection_base {
   std::unique_ptr<unsent_batch> unsent_;
   site_use held_;  // the generation the unsent batch's archive bytes belong to
   std::uint32_t lingered_ = 0;
+  std::uint32_t queued_ = 0;  // the kernel's unsent bytes when the write wait began or progressed
 };
 
 }  // namespace kawipiko::serve

@@ -70,6 +70,9 @@ class tls_transport final : record_sender {
 
   void close() noexcept { channel_.close(); }
 
+  // What the kernel still holds of the records written (a slow reader drains it).
+  [[nodiscard]] std::size_t queued() noexcept { return queued_bytes(channel_.fd()); }
+
   // The protocol agreed on by ALPN, or empty: HTTP/2 will choose its protocol by it.
   [[nodiscard]] std::string_view alpn() const noexcept { return session_.alpn(); }
 

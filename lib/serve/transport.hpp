@@ -4,6 +4,8 @@
 // protocol never knows which one it runs over. Every wait is an Asio operation on the worker's
 // io_context, the thread's only event loop.
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -66,6 +68,13 @@ using socket_type =
   } while (sent < 0 && errno == EINTR);
   if (sent >= 0) return {io_status::done, static_cast<std::size_t>(sent)};
   return {errno == EAGAIN || errno == EWOULDBLOCK ? io_status::would_block : io_status::failed};
+}
+
+// Bytes written to the socket that the peer has not acknowledged yet (SIOCOUTQ), or 0.
+[[nodiscard]] inline std::size_t queued_bytes(int fd) noexcept {
+  int queued = 0;
+  if (::ioctl(fd, SIOCOUTQ, &queued) != 0 || queued < 0) return 0;
+  return static_cast<std::size_t>(queued);
 }
 
 // A socket of the worker's io_context whose reads land in a buffer the worker shares among its
@@ -180,6 +189,9 @@ class tcp_transport {
 
   // No more bytes from us; what was written still goes out.
   void shutdown_send() noexcept { ::shutdown(channel_.fd(), SHUT_WR); }
+
+  // What the kernel still holds of what was written (a slow reader drains it).
+  [[nodiscard]] std::size_t queued() noexcept { return queued_bytes(channel_.fd()); }
 
   // No ALPN over plain TCP: the protocol is told by the first bytes.
   [[nodiscard]] static std::string_view alpn() noexcept { return {}; }

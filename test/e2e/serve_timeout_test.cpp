@@ -3,6 +3,8 @@
 // connection is closed without an answer. The real binary on 127.0.0.1, raw sockets; each wait
 // is a bound well past the timeout set, never a measurement.
 
+#include <sys/socket.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <stdexcept>
@@ -108,4 +110,34 @@ TEST_CASE("a client that does not read is dropped after --write-timeout",
   }
   CHECK(answered < 1000);
   CHECK(c.closed_within(10s));
+}
+
+TEST_CASE("a client that reads slowly but steadily gets a large body whole, past --write-timeout",
+          "[e2e][serve][net][slow]") {
+  kawipiko::test::temp_folder folder;
+  const auto big = kawipiko::test::random_bytes(6 << 20, 3);
+  folder.write("src/big.bin", big);
+  const auto archive = kawipiko::test::archive_sources(binary, folder, "--compress identity");
+  server_process server(binary, serve_args(archive, {"--write-timeout", "1"}));
+  client c(server.port());
+  c.send(request("/big.bin"));
+  // About 500 KB/s: the socket's buffer takes seconds to drain, longer than the write timeout,
+  // while the server has nothing it can write; the kernel's queue shrinking is progress.
+  std::string got;
+  char chunk[16 * 1024];
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const ssize_t n = ::recv(c.fd(), chunk, sizeof chunk, 0);
+    if (n <= 0) break;
+    got.append(chunk, static_cast<std::size_t>(n));
+    if (got.size() > big.size() && got.find("\r\n\r\n") != std::string::npos &&
+        got.size() - (got.find("\r\n\r\n") + 4) == big.size()) {
+      break;
+    }
+    std::this_thread::sleep_for(30ms);
+  }
+  const auto body_at = got.find("\r\n\r\n");
+  REQUIRE(body_at != std::string::npos);
+  CHECK(got.substr(body_at + 4) == big);
+  CHECK(server.stop() == 0);
 }
