@@ -9,6 +9,7 @@
 #include "serve/options.hpp"
 #include "serve/output.hpp"
 #include "serve/site.hpp"
+#include "support/site_fixture.hpp"
 #include "support/temp_folder.hpp"
 
 namespace archive = kawipiko::archive;
@@ -26,14 +27,7 @@ struct fixture {
   fixture() {
     folder.write("src/index.html", "home");
     folder.write("src/a.txt", "aaaa");
-    archive::build_options options;
-    options.sources = (folder / "src").string();
-    options.archive = (folder / "site.cdb").string();
-    options.codecs = {};
-    (void)archive::build(options);
-    serve::options opts;
-    opts.archive = options.archive;
-    site = std::make_unique<serve::site>(opts);
+    site = kawipiko::test::archived_site(folder, {});
   }
 };
 

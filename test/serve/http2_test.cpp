@@ -13,6 +13,7 @@
 #include "serve/site.hpp"
 #include "support/h2_memory_client.hpp"
 #include "support/served_site.hpp"
+#include "support/site_fixture.hpp"
 #include "support/temp_folder.hpp"
 
 namespace archive = kawipiko::archive;
@@ -36,16 +37,8 @@ struct fixture {
   fixture() {
     kawipiko::test::write_site_sources(folder, page, data);
     folder.write("src/large.bin", large);
-    archive::build_options options;
-    options.sources = (folder / "src").string();
-    options.archive = (folder / "site.cdb").string();
-    options.jobs = 2;
     // gzip 1 only: the large random file would take brotli 11 seconds to find incompressible.
-    options.codecs = {{archive::encoding::gzip, 1}};
-    (void)archive::build(options);
-    serve::options opts;
-    opts.archive = options.archive;
-    site = std::make_unique<serve::site>(opts);
+    site = kawipiko::test::archived_site(folder, {{archive::encoding::gzip, 1}});
   }
 };
 
