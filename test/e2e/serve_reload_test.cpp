@@ -95,7 +95,7 @@ std::size_t archive_mappings(pid_t pid, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("an archive renamed over the live one is served within a moment; an invalid one is not",
+TEST_CASE("an archive renamed over the live one is served within a moment, an invalid one is not",
           "[e2e][serve][net][reload]") {
   const two_builds s;
   server_process server(binary, serve_args(s.live));
@@ -136,14 +136,12 @@ TEST_CASE("with --watch-disable only SIGHUP reloads, and a SIGHUP with nothing n
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("a response under way finishes from its generation; the old mapping goes after it",
+TEST_CASE("a response under way finishes from its generation and the old mapping goes after it",
           "[e2e][serve][net][reload]") {
   const two_builds s;
   server_process server(binary, serve_args(s.live));
   // A slow reader: a small receive buffer, the 4 MiB body asked for and not read yet.
-  client slow(server.port());
-  const int small = 4096;
-  ::setsockopt(slow.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  client slow(server.port(), kawipiko::test::default_bound, 4096);
   slow.send(request("/big.bin"));
   std::this_thread::sleep_for(300ms);
   s.deploy(s.b);
