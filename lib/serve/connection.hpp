@@ -53,6 +53,8 @@ class connection_base : public boost::intrusive::list_base_hook<
   virtual void check(coarse_clock::time_point now) noexcept = 0;
   // Closes the transport now; a pending wait then completes (aborted) and the worker deletes it.
   virtual void close() noexcept = 0;
+  // Whether bytes of `hold`'s generation wait to be sent (an unsent batch, an HTTP/2 stream).
+  [[nodiscard]] virtual bool sends_from(const site_hold& hold) const noexcept = 0;
 };
 
 // The worker's side of a connection's life: it is told when one can be deleted.
@@ -95,6 +97,10 @@ class connection final : public connection_base {
       if (h2_) say_goaway();
       close();
     }
+  }
+
+  [[nodiscard]] bool sends_from(const site_hold& hold) const noexcept override {
+    return held_.of(hold) || (h2_ && h2_->sends_from(hold));
   }
 
   void close() noexcept override {

@@ -80,4 +80,12 @@ const site* site_set::find(std::string_view name) const noexcept {
   return best != nullptr ? best->answers.get() : fallback.get();
 }
 
+bool site_set::overdue(std::chrono::steady_clock::time_point now) const noexcept {
+  if (fallback && fallback->overdue(now)) return true;
+  for (const auto& h : hosts) {
+    if (h.answers && h.answers->overdue(now)) return true;
+  }
+  return false;
+}
+
 }  // namespace kawipiko::serve

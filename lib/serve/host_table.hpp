@@ -5,6 +5,7 @@
 // depth), not example.com itself.
 
 #include <array>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,6 +44,8 @@ struct site_set {
   // The site for `name` (normalized): an exact name first, then the wildcard with the longest
   // name, then the default; null when none (421).
   [[nodiscard]] const site* find(std::string_view name) const noexcept;
+  // Whether one of its sites must no longer be sent from (site::release_by).
+  [[nodiscard]] bool overdue(std::chrono::steady_clock::time_point now) const noexcept;
 };
 
 }  // namespace kawipiko::serve

@@ -425,6 +425,11 @@ bool http2_protocol::idle() const noexcept {
   return streams_.empty();
 }
 
+bool http2_protocol::sends_from(const site_hold& hold) const noexcept {
+  return std::any_of(streams_.begin(), streams_.end(),
+                     [&](const stream& s) { return s.use.of(hold); });
+}
+
 // Streams are reused: a closed one keeps its buffers' room for the next, so that a connection's
 // steady state allocates nothing for its streams (nghttp2 allocates its own).
 http2_protocol::stream& http2_protocol::open_stream() {

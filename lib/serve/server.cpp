@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/mapped_file.hpp"
 #include "base/unique_fd.hpp"
 #include "serve/archive_watch.hpp"
 #include "serve/host_table.hpp"
@@ -284,11 +285,23 @@ void reload_archive(site_source& source, const options& opts, archive_slot& slot
   }
 }
 
+// How long the responses under way may go on sending from a mapping whose lease is being broken:
+// 5 s less than the kernel allows (room for the sweeps, 250 ms, and the closing), or half of it
+// when it is short.
+std::chrono::milliseconds lease_margin(std::chrono::seconds allowed) {
+  if (allowed > std::chrono::seconds(10)) return allowed - std::chrono::seconds(5);
+  return std::chrono::milliseconds(allowed) / 2;
+}
+
 // A writer waits on a live generation's lease: it is about to change the mapped file in place
 // (cp over it, truncate, a write). The file is read into memory now, while the writer still
 // waits, so that this copy is the build served so far; it becomes that slot's live generation,
 // and the mapped one goes (its lease with it, letting the writer go on) once its last response
-// is out. A lease of an older generation needs nothing: it goes the same way.
+// is out. A lease of an older generation needs nothing: it goes the same way. The kernel lets the
+// writer wait lease-break-time at most, then breaks the lease itself: what still sends from the
+// mapping then (slow readers) is cut a little before (site::release_by). A mapping of an older
+// generation can only get a writer through another link to its file, which a deploy by rename
+// or in place never makes: that case is left to the write timeout.
 void move_to_memory(site_source& source, const options& opts, std::vector<archive_slot>& slots,
                     int lease_fd) {
   if (lease_fd < 0) return;
@@ -297,7 +310,9 @@ void move_to_memory(site_source& source, const options& opts, std::vector<archiv
     const auto live = source.current();
     for (auto& slot : slots) {
       const auto* s = site_of(*live, slot.host);
-      if (s != nullptr && s->lease_fd() == lease_fd) leased = &slot;
+      if (s == nullptr || s->lease_fd() != lease_fd) continue;
+      leased = &slot;
+      s->release_by(std::chrono::steady_clock::now() + lease_margin(base::lease_break_time()));
     }
   }
   if (leased == nullptr) return;

@@ -3,6 +3,8 @@
 // optional in-memory path index, and its header blocks as HTTP/2 header lists. Immutable once
 // built and shared by every thread.
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -46,6 +48,17 @@ class site {
   // Every well-formed block of the archive, split into lines once, for HTTP/2.
   [[nodiscard]] const header_lists& lists() const noexcept { return lists_; }
 
+  // A writer waits on this mapping's lease, and the kernel breaks the lease itself after
+  // lease-break-time: whatever still sends from the mapping by `when` is cut then (the worker's
+  // sweep closes those connections), so that no thread is reading a page the writer may take
+  // away (SIGBUS). Set once, from the main thread; read by every worker.
+  void release_by(std::chrono::steady_clock::time_point when) const noexcept {
+    release_by_.store(when.time_since_epoch().count(), std::memory_order_relaxed);
+  }
+  [[nodiscard]] bool overdue(std::chrono::steady_clock::time_point now) const noexcept {
+    return now.time_since_epoch().count() >= release_by_.load(std::memory_order_relaxed);
+  }
+
  private:
   base::mapped_file file_;
   archive::reader reader_;
@@ -57,6 +70,8 @@ class site {
   std::unordered_set<const char*> malformed_;
   header_lists lists_;
   std::string build_id_;
+  mutable std::atomic<std::chrono::steady_clock::rep> release_by_{
+      std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
 };
 
 }  // namespace kawipiko::serve

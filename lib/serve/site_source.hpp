@@ -82,6 +82,7 @@ class site_use {
   ~site_use() { release(); }
 
   [[nodiscard]] explicit operator bool() const noexcept { return hold_ != nullptr; }
+  [[nodiscard]] bool of(const site_hold& hold) const noexcept { return hold_ == &hold; }
 
  private:
   void release() noexcept {

@@ -251,9 +251,31 @@ void worker::refresh_site() {
   }
 }
 
+// An old generation whose mapping a writer waits for (site::release_by) may not be sent from
+// past its deadline: the connections still sending from it, slow readers all, are closed, and
+// the generation goes with them before the kernel lets the writer change the file.
+void worker::cut_overdue(coarse_clock::time_point now) {
+  for (auto hold = holds_.begin(); std::next(hold) != holds_.end(); ++hold) {
+    if (hold->users == 0 || !hold->generation->overdue(now)) continue;
+    std::size_t cut = 0;
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      auto& c = *it++;  // close() may delete `c`
+      if (!c.sends_from(*hold)) continue;
+      c.close();
+      ++cut;
+    }
+    if (cut == 0) continue;  // closed at the last sweep, not yet deleted
+    std::fprintf(stderr,
+                 "kawipiko serve: closed %zu connection(s) still sending from an archive being "
+                 "written in place (its lease runs out)\n",
+                 cut);
+  }
+}
+
 void worker::on_sweep() {
   refresh_site();
   const auto now = coarse_now();
+  cut_overdue(now);
   const bool give_up = draining_ && now >= drain_deadline_;
   for (auto it = connections_.begin(); it != connections_.end();) {
     auto& c = *it++;  // check() or close() may delete `c`

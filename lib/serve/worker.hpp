@@ -99,6 +99,7 @@ class worker final : connection_owner {
   void begin_drain();
   void on_done(connection_base& c) noexcept override;
   void refresh_site();
+  void cut_overdue(coarse_clock::time_point now);
 
   const options& options_;
   site_source& source_;

@@ -420,8 +420,7 @@ class client {
   // (SO_SNDTIMEO / SO_RCVTIMEO). `receive_buffer`: SO_RCVBUF, set before connecting (a slow
   // reader; after it, the window the handshake announced would stay). Throws std::runtime_error
   // when the connection fails.
-  explicit client(unsigned short port, milliseconds timeout = default_bound,
-                  int receive_buffer = 0)
+  explicit client(unsigned short port, milliseconds timeout = default_bound, int receive_buffer = 0)
       : timeout_(timeout) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) throw std::runtime_error("socket failed");
