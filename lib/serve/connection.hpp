@@ -87,10 +87,11 @@ class connection final : public connection_base {
       // Waiting to write, the socket's buffer full: a client that drains it, however slowly,
       // is making progress; the write timeout is for one that does not (or has gone).
       if (state_ == state::writing && transport_.queued() < queued_) {
-        queued_ = static_cast<std::uint32_t>(transport_.queued());
+        queued_ = queued_now();
         deadline_ = now + ctx_.http.opts.limits.write_timeout;
         return;
       }
+      if (state_ == state::idle && still_receiving(now)) return;
       return close();
     }
     if (ctx_.http.draining && state_ == state::idle) {
@@ -216,7 +217,7 @@ class connection final : public connection_base {
   void wait_writable() {
     state_ = state::writing;
     deadline_ = coarse_now() + ctx_.http.opts.limits.write_timeout;
-    queued_ = static_cast<std::uint32_t>(std::min<std::size_t>(transport_.queued(), UINT32_MAX));
+    queued_ = queued_now();
     waiting_ = true;
     transport_.wait_writable([this](const boost::system::error_code& ec) { on_writable(ec); });
   }
@@ -236,6 +237,30 @@ class connection final : public connection_base {
     }
     drop_sent(sent.bytes);
     wait_writable();  // progress or not, with a fresh write deadline
+  }
+
+  // The idle time ran out, but the last response may still sit in the kernel's buffer (a large
+  // body handed over at once, a slow client): the idle time counts from when the client has
+  // taken it. While that buffer shrinks, the write timeout runs; once it is empty, the idle time
+  // starts again. Asked only when the time runs out, so a response costs no extra system call.
+  bool still_receiving(coarse_clock::time_point now) noexcept {
+    const auto& limits = ctx_.http.opts.limits;
+    const auto queued = queued_now();
+    if (queued > 0 && (queued_ == 0 || queued < queued_)) {
+      queued_ = queued;
+      deadline_ = now + limits.write_timeout;
+      return true;
+    }
+    if (queued == 0 && queued_ > 0) {
+      queued_ = 0;
+      deadline_ = now + limits.idle_timeout;
+      return true;
+    }
+    return false;
+  }
+
+  [[nodiscard]] std::uint32_t queued_now() noexcept {
+    return static_cast<std::uint32_t>(std::min<std::size_t>(transport_.queued(), UINT32_MAX));
   }
 
   static std::size_t total_size(std::span<const iovec> parts) noexcept {
@@ -261,6 +286,7 @@ class connection final : public connection_base {
     if (protocol_.idle()) {
       state_ = state::idle;
       deadline_ = coarse_now() + ctx_.http.opts.limits.idle_timeout;
+      queued_ = 0;  // still_receiving looks at the kernel's buffer only if the time runs out
     } else {
       state_ = state::reading;
     }
@@ -274,6 +300,7 @@ class connection final : public connection_base {
     if (ctx_.http.draining && !h2_->goaway_sent()) return answer({}, false);
     const bool idle = h2_->idle();
     state_ = idle ? state::idle : state::reading;
+    queued_ = 0;
     const auto& limits = ctx_.http.opts.limits;
     deadline_ = coarse_now() + (idle ? limits.idle_timeout : limits.write_timeout);
     do_read();
@@ -356,7 +383,8 @@ class connection final : public connection_base {
   std::unique_ptr<unsent_batch> unsent_;
   site_use held_;  // the generation the unsent batch's archive bytes belong to
   std::uint32_t lingered_ = 0;
-  std::uint32_t queued_ = 0;  // the kernel's unsent bytes when the write wait began or progressed
+  // The kernel's unsent bytes when the write wait (or the idle time) began or last progressed.
+  std::uint32_t queued_ = 0;
 };
 
 }  // namespace kawipiko::serve
