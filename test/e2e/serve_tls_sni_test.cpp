@@ -10,43 +10,40 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "support/certificates.hpp"
 #include "support/served_site.hpp"
 #include "support/server_process.hpp"
 #include "support/temp_folder.hpp"
+#include "support/tls_client.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using kawipiko::test::archive_sources;
 using kawipiko::test::child_process;
-using kawipiko::test::command_result;
 using kawipiko::test::count_lines;
 using kawipiko::test::file_fingerprint;
+using kawipiko::test::handshake_line;
 using kawipiko::test::make_named_pair;
+using kawipiko::test::named_site;
 using kawipiko::test::pem_pair;
 using kawipiko::test::read_file;
 using kawipiko::test::server_process;
 using kawipiko::test::shell_quoted;
 using kawipiko::test::temp_folder;
+using kawipiko::test::transcript;
+using kawipiko::test::wait_for_lines;
 
 namespace {
 
 const std::string binary = KAWIPIKO_BINARY;
 
-// One site whose index says `name`.
-struct named_site {
-  temp_folder folder;
-  fs::path archive;
-  explicit named_site(const std::string& name) {
-    folder.write("src/index.html", name);
-    archive = archive_sources(binary, folder, "--compress identity");
-  }
-};
+std::vector<std::string> plus(std::vector<std::string> flags,
+                              const std::vector<std::string>& more) {
+  flags.insert(flags.end(), more.begin(), more.end());
+  return flags;
+}
 
 // The sites, the certificates (a pair for a.test, a bundle for *.b.test) and the flags that
 // serve them on both listeners.
@@ -67,29 +64,18 @@ struct sni_sites {
   // `serve` of the three sites with the certificate flags `certificates`, then `extra`.
   [[nodiscard]] std::vector<std::string> args(const std::vector<std::string>& certificates,
                                               const std::vector<std::string>& extra = {}) const {
-    auto all =
+    const auto sites =
         kawipiko::test::serve_args(fallback.archive, {"--bind-tls", "127.0.0.1:0", "--host",
                                                       "a.test=" + a_site.archive.string(), "--host",
                                                       "*.b.test=" + b_site.archive.string()});
-    all.insert(all.end(), certificates.begin(), certificates.end());
-    all.insert(all.end(), extra.begin(), extra.end());
-    return all;
+    return plus(plus(sites, certificates), extra);
   }
 
   // a.test's pair first (the default), then the bundle.
-  [[nodiscard]] std::vector<std::string> a_first(const std::vector<std::string>& extra = {}) const {
-    auto certificates = pair_flags(a);
-    const auto bundle = bundle_flags();
-    certificates.insert(certificates.end(), bundle.begin(), bundle.end());
-    return args(certificates, extra);
+  [[nodiscard]] std::vector<std::string> a_first() const {
+    return args(plus(pair_flags(a), bundle_flags()));
   }
 };
-
-// What a command printed, for a failure's report.
-std::string transcript(const command_result& result) {
-  return "exit " + std::to_string(result.exit_code) + "; stdout:\n" + result.out + "\nstderr:\n" +
-         result.err;
-}
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -130,27 +116,6 @@ std::string curl_tls(const server_process& server, const std::string& name, cons
   return result.out;
 }
 
-// s_client's summary of the handshake: "New, TLSv1.3, Cipher is …" or "Reused, …"; "" if none.
-std::string handshake_line(const std::string& output) {
-  std::istringstream lines(output);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind("New, ", 0) == 0 || line.rfind("Reused, ", 0) == 0) return line;
-  }
-  return "";
-}
-
-// Waits at most `bound` until the server's stderr holds `count` lines starting with `prefix`.
-bool wait_for_lines(const server_process& server, const std::string& prefix, std::size_t count,
-                    std::chrono::milliseconds bound = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (count_lines(server.errors(), prefix) < count) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -183,10 +148,7 @@ TEST_CASE(
   }
   {
     // The command line's order decides which is first, whichever flag comes first.
-    auto certificates = s.bundle_flags();
-    const auto pair = s.pair_flags(s.a);
-    certificates.insert(certificates.end(), pair.begin(), pair.end());
-    server_process server(binary, s.args(certificates));
+    server_process server(binary, s.args(plus(s.bundle_flags(), s.pair_flags(s.a))));
     CHECK(presented(server.tls_port(), std::nullopt, s.folder) == b_presented);
     CHECK(presented(server.tls_port(), "a.test", s.folder) == a_presented);
     CHECK(server.stop() == 0);
@@ -261,10 +223,7 @@ TEST_CASE(
       make_named_pair(s.folder, "renewed", "a.test", "DNS:a.test,DNS:www.a.test");
   const pem_pair live{s.folder.write("live.crt", read_file(s.a.certificate)),
                       s.folder.write("live.key", read_file(s.a.key))};
-  auto certificates = s.pair_flags(live);
-  const auto bundle = s.bundle_flags();
-  certificates.insert(certificates.end(), bundle.begin(), bundle.end());
-  server_process server(binary, s.args(certificates));
+  server_process server(binary, s.args(plus(s.pair_flags(live), s.bundle_flags())));
   const auto port = server.tls_port();
 
   s.folder.write("live.crt", read_file(renewed.certificate));
@@ -300,9 +259,8 @@ TEST_CASE(
     "[e2e][serve][tls]") {
   const sni_sites s;
   {
-    auto flags = s.pair_flags(s.a);
-    flags.insert(flags.end(), {"--tls-public", s.b.certificate.string()});
-    child_process server(binary, s.args(flags));
+    child_process server(
+        binary, s.args(plus(s.pair_flags(s.a), {"--tls-public", s.b.certificate.string()})));
     CHECK(server.wait_exit(10s) == 2);
     const auto errors = server.errors();
     INFO(errors);
