@@ -70,17 +70,13 @@ certificate_table::probe certificate_table::probe_of(std::string_view host,
 
 std::pair<const certificate_table::entry*, const certificate_table::entry*>
 certificate_table::entries(kind what, std::string_view key) const noexcept {
-  const auto before = [](const entry& e, const std::pair<kind, std::string_view>& k) {
-    return std::tie(e.what, e.key) < std::tie(k.first, k.second);
-  };
-  const auto after = [](const std::pair<kind, std::string_view>& k, const entry& e) {
-    return std::tie(k.first, k.second) < std::tie(e.what, e.key);
-  };
-  const std::pair<kind, std::string_view> wanted{what, key};
-  const entry* first =
-      std::lower_bound(entries_.data(), entries_.data() + entries_.size(), wanted, before);
-  const entry* last = std::upper_bound(first, entries_.data() + entries_.size(), wanted, after);
-  return {first, last};
+  using sort_key = std::pair<kind, std::string_view>;
+  const auto before = [](const entry& e, const sort_key& k) { return sort_key(e.what, e.key) < k; };
+  const auto after = [](const sort_key& k, const entry& e) { return k < sort_key(e.what, e.key); };
+  const sort_key wanted{what, key};
+  const entry* const end = entries_.data() + entries_.size();
+  const entry* first = std::lower_bound(entries_.data(), end, wanted, before);
+  return {first, std::upper_bound(first, end, wanted, after)};
 }
 
 std::size_t certificate_table::find(std::string_view host) const noexcept {
