@@ -160,6 +160,7 @@ class connection final : public connection_base {
   void answer(std::string_view input, bool peer_done) {
     if (!chosen_ && !choose_protocol(input, peer_done)) return do_read();
     const auto date = ctx_.date.get();
+    if constexpr (Transport::has_handshake) ctx_.http.certificate = transport_.certificate();
     next_ = h2_ ? h2_->on_input(input, peer_done, date, ctx_.http, ctx_.out)
                 : protocol_.on_input(input, peer_done, date, ctx_.http, ctx_.out);
     if (ctx_.out.empty()) return written();

@@ -514,7 +514,7 @@ void http2_protocol::answer(stream& s, bool has_body) {
   } else if (has_body) {
     info = ctx_->answers.respond_error(413, body_mode::with_body, w);
   } else {
-    info = ctx_->answers.respond(req, w);
+    info = ctx_->answers.respond(req, w, ctx_->certificate);
   }
   auto& list = header_list_;
   list.clear();

@@ -154,7 +154,14 @@ std::string describe_sites(const site_set& sites, const options& opts) {
 // 0 is resolved before any worker binds (hold_ephemeral_port).
 using listen_plan = std::vector<listener_spec>;
 
-// The start-up line, printed once a client may connect.
+// "'a.pem' for a.test, www.a.test; SHA-256 AA:…": what a log line says of a certificate.
+std::string describe_certificate(const tls_context::certificate_info& info) {
+  std::string names;
+  for (const auto& name : info.names) names += (names.empty() ? "" : ", ") + name;
+  return base::quote(info.source) + " for " + (names.empty() ? "no name" : names);
+}
+
+// The start-up line, printed once a client may connect; then a line per TLS certificate.
 void announce(const options& opts, const std::string& what, const listen_plan& plan,
               const tls_context* tls) {
   if (opts.quiet) return;
@@ -169,6 +176,14 @@ void announce(const options& opts, const std::string& what, const listen_plan& p
         "kawipiko serve: TLS certificate: self-signed for localhost, 127.0.0.1 and ::1, made at "
         "start; SHA-256 fingerprint %s\n",
         tls->fingerprint().c_str());
+  } else if (tls != nullptr) {
+    const auto certificates = tls->certificates();
+    for (std::size_t i = 0; i < certificates.size(); ++i) {
+      std::printf("kawipiko serve: TLS certificate %s%s; SHA-256 fingerprint %s\n",
+                  describe_certificate(certificates[i]).c_str(),
+                  i == 0 && certificates.size() > 1 ? " (the default)" : "",
+                  certificates[i].fingerprint.c_str());
+    }
   }
   std::fflush(stdout);
 }
@@ -205,16 +220,19 @@ void cap_connections(const workers_list& workers, const options& opts) {
 using on_listening = std::function<void()>;
 
 // SIGHUP: new handshakes use the certificate files as they are now; open connections go on with
-// the context they started with. A pair that does not load keeps the current one.
+// the contexts they started with. A certificate that does not load keeps all the current ones.
 void reload_certificates(tls_context* tls) {
   if (tls == nullptr || tls->is_self_signed()) return;
+  const std::size_t count = tls->certificates().size();
   try {
     tls->reload();
-    std::fprintf(stderr, "kawipiko serve: TLS certificate reloaded (SHA-256 %s)\n",
-                 tls->fingerprint().c_str());
+    for (const auto& info : tls->certificates()) {
+      std::fprintf(stderr, "kawipiko serve: TLS certificate reloaded (SHA-256 %s): %s\n",
+                   info.fingerprint.c_str(), describe_certificate(info).c_str());
+    }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "kawipiko serve: warning: %s; keeping the current certificate\n",
-                 e.what());
+    std::fprintf(stderr, "kawipiko serve: warning: %s; keeping the current certificate%s\n",
+                 e.what(), count > 1 ? "s" : "");
   }
 }
 
@@ -611,12 +629,32 @@ void validate_listeners(const options& opts) {
   }
 }
 
-// A TLS listener takes its certificate from exactly one source; TLS flags need the listener.
+// Each certificate is a bundle, or a public file with its private key.
+void validate_certificate(const certificate_files& files) {
+  if (files.public_pem.empty() != files.private_pem.empty()) {
+    throw base::invalid_option(files.public_pem.empty() ? "--tls-private needs --tls-public"
+                                                        : "--tls-public needs --tls-private");
+  }
+  if (files.bundle.empty() == files.public_pem.empty()) {
+    throw base::invalid_option(
+        "a TLS certificate is either --tls-bundle or --tls-public with --tls-private");
+  }
+}
+
+// A TLS listener takes its certificates from files (one or more) or makes its own; TLS flags need
+// the listener.
 void validate_tls(const tls_settings& tls) {
+  const auto any = [&](std::string certificate_files::*file) {
+    return std::any_of(tls.certificates.begin(), tls.certificates.end(),
+                       [&](const certificate_files& f) { return !(f.*file).empty(); });
+  };
   const std::pair<bool, std::string_view> needs_listener[] = {
-      {!tls.bundle.empty(), "--tls-bundle"},       {!tls.public_pem.empty(), "--tls-public"},
-      {!tls.private_pem.empty(), "--tls-private"}, {tls.self_signed, "--tls-self-signed"},
-      {tls.hsts, "--security-headers-tls"},        {tls.https_redirect, "--https-redirect"},
+      {any(&certificate_files::bundle), "--tls-bundle"},
+      {any(&certificate_files::public_pem), "--tls-public"},
+      {any(&certificate_files::private_pem), "--tls-private"},
+      {tls.self_signed, "--tls-self-signed"},
+      {tls.hsts, "--security-headers-tls"},
+      {tls.https_redirect, "--https-redirect"},
   };
   if (tls.bind_tls.empty()) {
     for (const auto& [given, flag] : needs_listener) {
@@ -624,20 +662,15 @@ void validate_tls(const tls_settings& tls) {
     }
     return;
   }
-  if (tls.public_pem.empty() != tls.private_pem.empty()) {
-    throw base::invalid_option(tls.public_pem.empty() ? "--tls-private needs --tls-public"
-                                                      : "--tls-public needs --tls-private");
-  }
-  const int sources =
-      int{!tls.bundle.empty()} + int{!tls.public_pem.empty()} + int{tls.self_signed};
-  if (sources == 0) {
+  for (const auto& files : tls.certificates) validate_certificate(files);
+  if (tls.certificates.empty() && !tls.self_signed) {
     throw base::invalid_option(
         "--bind-tls needs a certificate: --tls-bundle, --tls-public with --tls-private, or "
         "--tls-self-signed");
   }
-  if (sources > 1) {
+  if (!tls.certificates.empty() && tls.self_signed) {
     throw base::invalid_option(
-        "--tls-bundle, --tls-public with --tls-private, and --tls-self-signed exclude each other");
+        "--tls-self-signed excludes --tls-bundle and --tls-public with --tls-private");
   }
 }
 
