@@ -119,7 +119,7 @@ std::string curl_tls(const server_process& server, const std::string& name, cons
 }  // namespace
 
 TEST_CASE(
-    "SNI gets the certificate whose names cover the name asked for; without SNI, or for a name "
+    "SNI gets the certificate whose names cover the name asked for, without SNI, or for a name "
     "none covers, the first given",
     "[e2e][serve][tls][net]") {
   const sni_sites s;
@@ -157,7 +157,7 @@ TEST_CASE(
 
 TEST_CASE(
     "a host that the connection's certificate does not cover but another does gets 421 over "
-    "HTTP/1.1 and HTTP/2; a host none covers gets the default site",
+    "HTTP/1.1 and HTTP/2, a host none covers gets the default site",
     "[e2e][serve][tls][net]") {
   const sni_sites s;
   server_process server(binary, s.a_first());
@@ -216,7 +216,7 @@ TEST_CASE("a session resumes with SNI, for the default certificate and another, 
 }
 
 TEST_CASE(
-    "SIGHUP reloads every certificate with a line each; one that does not load keeps them all",
+    "SIGHUP reloads every certificate with a line each, one that does not load keeps them all",
     "[e2e][serve][tls][net]") {
   const sni_sites s;
   const pem_pair renewed =

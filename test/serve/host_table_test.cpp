@@ -51,7 +51,7 @@ TEST_CASE("a request's host is matched without port, case or trailing dot", "[se
 
 TEST_CASE(
     "an exact name wins over wildcards, the longest wildcard over shorter ones, then the "
-    "default; without a default an unknown host has no site",
+    "default, without a default an unknown host has no site",
     "[serve][hosts]") {
   // The sites are only compared by address here: none is opened.
   const auto* a = reinterpret_cast<const serve::site*>(0x10);

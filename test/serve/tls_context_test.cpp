@@ -736,7 +736,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "SNI picks the certificate whose names cover the name asked for, its own name first; without "
+    "SNI picks the certificate whose names cover the name asked for, its own name first, without "
     "SNI or a match the first",
     "[serve][tls]") {
   const named_certificates files;
