@@ -27,7 +27,7 @@ constexpr std::size_t header_size = magic.size() + 4 * header_numbers;
 
 // Numbers per record, by area.
 constexpr std::size_t rule_numbers = 11;
-constexpr std::size_t node_numbers = 2;
+constexpr std::size_t node_numbers = 5;
 constexpr std::size_t slot_numbers = 5;
 constexpr std::size_t segment_numbers = 3;
 constexpr std::size_t condition_numbers = 5;
@@ -82,6 +82,14 @@ std::uint32_t edge_hash(std::uint32_t parent, std::string_view segment) noexcept
   for (unsigned shift = 0; shift < 32; shift += 8) mix(static_cast<unsigned char>(parent >> shift));
   for (const char c : segment) mix(static_cast<unsigned char>(c));
   return hash;
+}
+
+// The root's edge to a host's own root: the host after a byte no path segment holds (controls
+// are refused in patterns and in normalized paths).
+constexpr char host_edge_mark = '\x01';
+
+std::string host_edge(std::string_view host) {
+  return std::string(1, host_edge_mark).append(host);
 }
 
 std::string_view string_at(const matcher_areas& areas, std::uint32_t offset,
@@ -169,7 +177,7 @@ class matcher_writer {
       rules_.push_back(value);
     }
     add_string(rules_, rule.host);
-    node_rules_[node_for(rule.from)].push_back(index);
+    place(rule, index);
   }
 
   [[nodiscard]] std::vector<std::byte> finish() const;
@@ -194,38 +202,73 @@ class matcher_writer {
     }
   }
 
-  // The node a rule is listed at: the one its leading literal segments lead to.
-  std::uint32_t node_for(const path_pattern& from) {
-    std::uint32_t node = 0;
-    for (std::size_t depth = 0; depth < std::min(from.segments.size(), max_trie_depth); ++depth) {
+  // Lists a rule at the node its segments lead to, from the root or, for a domain-level rule,
+  // from its host's node; a placeholder by the node's placeholder edge. Among the node's "ends"
+  // when the pattern ends there, among its "below" when a splat or the trie's depth cuts it.
+  void place(const redirect_rule& rule, std::uint32_t index) {
+    const path_pattern& from = rule.from;
+    std::uint32_t node = rule.host.empty() ? 0 : literal_child(0, host_edge(rule.host));
+    for (std::size_t depth = 0; depth < from.segments.size(); ++depth) {
       const auto& segment = from.segments[depth];
-      if (segment.kind != segment_kind::literal) break;
-      const auto [at, added] = edges_.try_emplace({node, segment.text}, 0);
-      if (added) {
-        at->second = count_of(node_rules_.size());
-        node_rules_.emplace_back();
+      if (segment.kind == segment_kind::splat || depth == max_trie_depth) {
+        nodes_[node].below.push_back(index);
+        return;
       }
-      node = at->second;
+      node = segment.kind == segment_kind::placeholder ? placeholder_child(node)
+                                                       : literal_child(node, segment.text);
     }
-    return node;
+    nodes_[node].ends.push_back(index);
   }
 
-  // Appends the (offset, size) of `text` in the strings area, storing each distinct text once.
+  std::uint32_t new_node() {
+    nodes_.emplace_back();
+    return count_of(nodes_.size() - 1);
+  }
+
+  std::uint32_t literal_child(std::uint32_t node, const std::string& segment) {
+    const auto [at, added] = edges_.try_emplace({node, segment}, 0);
+    if (added) {
+      at->second = new_node();
+      intern(segment);  // the edge's slot names it
+    }
+    return at->second;
+  }
+
+  std::uint32_t placeholder_child(std::uint32_t node) {
+    if (nodes_[node].placeholder == 0) {
+      const std::uint32_t child = new_node();
+      nodes_[node].placeholder = child;
+    }
+    return nodes_[node].placeholder;
+  }
+
+  // Appends the (offset, size) of `text` in the strings area.
   void add_string(std::vector<std::uint32_t>& area, std::string_view text) {
+    area.insert(area.end(), {intern(text), count_of(text.size())});
+  }
+
+  // Where `text` is in the strings area, storing each distinct text once.
+  std::uint32_t intern(std::string_view text) {
     const auto [at, added] = interned_.try_emplace(std::string(text), 0);
     if (added) {
       at->second = count_of(strings_.size());
       strings_ += text;
       count_of(strings_.size());
     }
-    area.insert(area.end(), {at->second, count_of(text.size())});
+    return at->second;
   }
 
   void put_slots(std::vector<std::byte>& out, std::uint32_t slot_count) const;
 
   std::size_t rule_count_ = 0;
   std::vector<std::uint32_t> rules_, segments_, conditions_, parts_;
-  std::vector<std::vector<std::uint32_t>> node_rules_{1};  // by node: the rules listed there
+  struct trie_node {
+    std::uint32_t placeholder =
+        0;  // the child by a placeholder edge; 0: none (the root's no child)
+    std::vector<std::uint32_t> ends;   // rules whose pattern ends here
+    std::vector<std::uint32_t> below;  // rules cut here by a splat or the trie's depth
+  };
+  std::vector<trie_node> nodes_{1};                                       // the root first
   std::map<std::pair<std::uint32_t, std::string>, std::uint32_t> edges_;  // -> child node
   std::string strings_;
   std::unordered_map<std::string, std::uint32_t> interned_;  // text -> its offset
@@ -250,25 +293,30 @@ std::vector<std::byte> matcher_writer::finish() const {
   std::uint32_t slot_count = 1;
   while (slot_count <= 2 * edges_.size()) slot_count *= 2;
   std::size_t list_count = 0;
-  for (const auto& rules : node_rules_) list_count += rules.size();
+  for (const auto& n : nodes_) list_count += n.ends.size() + n.below.size();
   std::vector<std::byte> out;
   for (const char c : magic) out.push_back(static_cast<std::byte>(c));
   for (const std::size_t value :
-       {std::size_t{format_version}, rule_count_, node_rules_.size(), std::size_t{slot_count},
+       {std::size_t{format_version}, rule_count_, nodes_.size(), std::size_t{slot_count},
         list_count, segments_.size() / segment_numbers, conditions_.size() / condition_numbers,
         parts_.size() / part_numbers, strings_.size()}) {
     put(out, count_of(value));
   }
   for (const auto value : rules_) put(out, value);
   std::uint32_t list_first = 0;
-  for (const auto& rules : node_rules_) {
-    put(out, list_first);
-    put(out, count_of(rules.size()));
-    list_first += count_of(rules.size());
+  for (const auto& n : nodes_) {
+    put(out, n.placeholder);
+    for (const auto* list : {&n.ends, &n.below}) {
+      put(out, list_first);
+      put(out, count_of(list->size()));
+      list_first += count_of(list->size());
+    }
   }
   put_slots(out, slot_count);
-  for (const auto& rules : node_rules_) {
-    for (const auto rule : rules) put(out, rule);
+  for (const auto& n : nodes_) {
+    for (const auto* list : {&n.ends, &n.below}) {
+      for (const auto rule : *list) put(out, rule);
+    }
   }
   for (const auto* area : {&segments_, &conditions_, &parts_}) {
     for (const auto value : *area) put(out, value);
@@ -434,26 +482,33 @@ void check_rule(const matcher_areas& areas, std::uint32_t index) {
   check_parts(areas, rule, captures);
 }
 
+// One of a node's lists: inside the lists area, strictly increasing, naming existing rules.
+void check_list(const matcher_areas& areas, std::uint32_t first, std::uint32_t count) {
+  if (!is_range(first, count, areas.list_count)) corrupt("a node's rules outside the lists");
+  std::uint32_t previous = 0;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint32_t rule = load(areas.lists + std::size_t{first + i} * 4);
+    if (rule >= areas.rule_count) corrupt("a listed rule that does not exist");
+    if (i > 0 && rule <= previous) corrupt("a node's rules out of order");
+    previous = rule;
+  }
+}
+
 void check_nodes(const matcher_areas& areas) {
   if (areas.node_count == 0) corrupt("no root node");
   for (std::uint32_t node = 0; node < areas.node_count; ++node) {
-    const std::uint32_t first = number(areas.nodes, node_numbers, node, 0);
-    const std::uint32_t count = number(areas.nodes, node_numbers, node, 1);
-    if (!is_range(first, count, areas.list_count)) corrupt("a node's rules outside the lists");
-    std::uint32_t previous = 0;
-    for (std::uint32_t i = 0; i < count; ++i) {
-      const std::uint32_t rule = load(areas.lists + std::size_t{first + i} * 4);
-      if (rule >= areas.rule_count) corrupt("a listed rule that does not exist");
-      if (i > 0 && rule <= previous) corrupt("a node's rules out of order");
-      previous = rule;
-    }
+    const auto at = [&](std::size_t n) { return number(areas.nodes, node_numbers, node, n); };
+    if (at(0) >= areas.node_count) corrupt("a placeholder edge to a node that does not exist");
+    check_list(areas, at(1), at(2));
+    check_list(areas, at(3), at(4));
   }
 }
 
 // Each edge must be where a lookup finds it: no free slot between its hash's slot and its own.
+// Notes whether there are host roots, which lookups then look for.
 // `run` counts the taken slots in a row up to the current one; starting after a free slot (the
 // table always has one) makes it exact even where the run wraps.
-void check_slots(const matcher_areas& areas) {
+void check_slots(matcher_areas& areas) {
   const std::uint32_t count = areas.slot_count;
   if (count == 0 || (count & (count - 1)) != 0) corrupt("slot count not a power of two");
   const auto parent_of = [&](std::uint32_t slot) {
@@ -479,7 +534,9 @@ void check_slots(const matcher_areas& areas) {
     if (parent >= areas.node_count || child >= areas.node_count || child == 0) {
       corrupt("an edge between nodes that do not exist");
     }
-    if (hash != edge_hash(parent, string_at(areas, offset, size))) corrupt("an edge's hash");
+    const std::string_view text = string_at(areas, offset, size);
+    if (hash != edge_hash(parent, text)) corrupt("an edge's hash");
+    if (parent == 0 && text.starts_with(host_edge_mark)) areas.has_hosts = true;
     if (((slot - hash) & (count - 1)) >= run) corrupt("an edge out of its hash's reach");
   }
 }
@@ -540,17 +597,17 @@ bool conditions_hold(const matcher_areas& areas, const rule_record& rule, std::s
 }
 
 bool rule_matches(const matcher_areas& areas, std::uint32_t index, const redirect_request& request,
-                  bool path_only, captured& found) noexcept {
+                  bool ignore_query, captured& found) noexcept {
   const rule_record rule = load_rule(areas, index);
   const blob_segments segments(areas, rule);
   if (!match_path(segments, (rule.flags & flag_trailing_slash) != 0, request.path, found.values)) {
     return false;
   }
-  if (path_only) return true;
   if (rule.host_size != 0 &&
       !host_matches(string_at(areas, rule.host_offset, rule.host_size), request.host)) {
     return false;
   }
+  if (ignore_query) return true;
   found.from_path = 0;
   for (std::size_t i = 0; i < segments.size(); ++i) {
     if (segments[i].kind != segment_kind::literal) ++found.from_path;
@@ -572,51 +629,120 @@ std::optional<std::uint32_t> child_of(const matcher_areas& areas, std::uint32_t 
   return std::nullopt;
 }
 
-// The first rule, in rule order, among those listed at the nodes `path` walks through, that
-// matches. No allocation.
-std::optional<std::uint32_t> find_rule(const matcher_areas& areas, const redirect_request& request,
-                                       bool path_only, captured& found) noexcept {
-  struct cursor {
-    const std::byte* next;
-    std::uint32_t left;
-  };
-  std::array<cursor, max_trie_depth + 1> lists{};
-  std::size_t list_count = 0;
-  const auto visit = [&](std::uint32_t node) {
-    const std::uint32_t count = number(areas.nodes, node_numbers, node, 1);
-    if (count == 0) return;
-    lists[list_count++] = {
-        areas.lists + std::size_t{number(areas.nodes, node_numbers, node, 0)} * 4, count};
-  };
-  visit(0);
-  std::uint32_t node = 0;
-  const std::string_view path = request.path;
-  for (std::size_t depth = 0, position = 1; depth < max_trie_depth && position < path.size();
-       ++depth) {
-    const std::size_t end = std::min(path.find('/', position), path.size());
-    if (end == position) break;
-    const auto next = child_of(areas, node, path.substr(position, end - position));
-    if (!next) break;
-    node = *next;
-    visit(node);
-    position = end + 1;
+// The forms of a request's host a rule may name: as sent, and without its port (empty when it
+// has none).
+std::array<std::string_view, 2> host_forms(std::string_view host) noexcept {
+  const std::string_view bare = host_without_port(host);
+  return {host, bare.size() == host.size() ? std::string_view{} : bare};
+}
+
+// The lists of rules a lookup tries, gathered by walking the trie; bounded, on the stack.
+// When the walk meets more nodes or lists than it has room for (only rules written to defeat
+// the trie can make it), it gives up and the lookup tries every rule in order instead.
+class candidate_lists {
+ public:
+  explicit candidate_lists(const matcher_areas& areas) noexcept : areas_(areas) {}
+
+  // Walks `path` from the root and, unless `host` is empty, from the roots of the host's
+  // forms a rule may name; false when it ran out of room.
+  bool gather(std::string_view path, std::string_view host) noexcept {
+    std::array<std::uint32_t, max_walk_nodes> walk{0};
+    std::size_t walk_size = 1;
+    std::size_t position = 1;
+    bool at_end = position >= path.size();
+    if (!visit(0, at_end)) return false;
+    std::array<char, 1 + max_host_size> edge{host_edge_mark};
+    for (const auto form : areas_.has_hosts ? host_forms(host) : host_forms({})) {
+      if (form.empty() || form.size() >= edge.size()) continue;
+      std::transform(form.begin(), form.end(), edge.begin() + 1, syntax::to_lower);
+      const auto root = child_of(areas_, 0, std::string_view(edge.data(), form.size() + 1));
+      if (!root) continue;
+      if (!visit(*root, at_end)) return false;
+      walk[walk_size++] = *root;
+    }
+    for (std::size_t depth = 0; depth < max_trie_depth && !at_end; ++depth) {
+      const std::size_t end = std::min(path.find('/', position), path.size());
+      if (end == position) break;  // "/a/": the empty segment after a trailing slash
+      const std::string_view segment = path.substr(position, end - position);
+      position = end + 1;
+      at_end = position >= path.size();
+      std::array<std::uint32_t, max_walk_nodes> next{};
+      std::size_t next_size = 0;
+      for (std::size_t k = 0; k < walk_size; ++k) {
+        const auto literal = child_of(areas_, walk[k], segment);
+        const std::uint32_t placeholder = number(areas_.nodes, node_numbers, walk[k], 0);
+        for (const std::uint32_t child : {literal.value_or(0), placeholder}) {
+          if (child == 0) continue;
+          if (next_size == next.size() || !visit(child, at_end)) return false;
+          next[next_size++] = child;
+        }
+      }
+      walk = next;
+      walk_size = next_size;
+      if (walk_size == 0) break;
+    }
+    return true;
   }
-  for (;;) {
-    std::size_t best = list_count;
+
+  // The next rule in rule order across the lists; none when all are done.
+  std::optional<std::uint32_t> next() noexcept {
+    std::size_t best = count_;
     std::uint32_t best_rule = std::numeric_limits<std::uint32_t>::max();
-    for (std::size_t k = 0; k < list_count; ++k) {
-      if (lists[k].left == 0) continue;
-      const std::uint32_t rule = load(lists[k].next);
+    for (std::size_t k = 0; k < count_; ++k) {
+      if (lists_[k].left == 0) continue;
+      const std::uint32_t rule = load(lists_[k].next);
       if (rule < best_rule) {
         best_rule = rule;
         best = k;
       }
     }
-    if (best == list_count) return std::nullopt;
-    lists[best].next += 4;
-    --lists[best].left;
-    if (rule_matches(areas, best_rule, request, path_only, found)) return best_rule;
+    if (best == count_) return std::nullopt;
+    lists_[best].next += 4;
+    --lists_[best].left;
+    return best_rule;
   }
+
+ private:
+  static constexpr std::size_t max_walk_nodes = 16;
+  static constexpr std::size_t max_lists = 64;
+
+  // Adds the node's "below" list, and its "ends" list when the path ends there.
+  bool visit(std::uint32_t node, bool at_end) noexcept {
+    const auto at = [&](std::size_t n) { return number(areas_.nodes, node_numbers, node, n); };
+    return (!at_end || add(at(1), at(2))) && add(at(3), at(4));
+  }
+
+  bool add(std::uint32_t first, std::uint32_t count) noexcept {
+    if (count == 0) return true;
+    if (count_ == lists_.size()) return false;
+    lists_[count_++] = {areas_.lists + std::size_t{first} * 4, count};
+    return true;
+  }
+
+  struct cursor {
+    const std::byte* next;
+    std::uint32_t left;
+  };
+  const matcher_areas& areas_;
+  std::array<cursor, max_lists> lists_{};
+  std::size_t count_ = 0;
+};
+
+// The first rule, in rule order, that matches: among the rules listed at the nodes the path's
+// walk reaches, or among all of them when the walk ran out of room. No allocation.
+std::optional<std::uint32_t> find_rule(const matcher_areas& areas, const redirect_request& request,
+                                       bool ignore_query, captured& found) noexcept {
+  candidate_lists lists(areas);
+  if (!lists.gather(request.path, request.host)) {
+    for (std::uint32_t rule = 0; rule < areas.rule_count; ++rule) {
+      if (rule_matches(areas, rule, request, ignore_query, found)) return rule;
+    }
+    return std::nullopt;
+  }
+  while (const auto rule = lists.next()) {
+    if (rule_matches(areas, *rule, request, ignore_query, found)) return rule;
+  }
+  return std::nullopt;
 }
 
 // Appends a captured value: decoded first when it comes from the query, then encoded for where
@@ -686,9 +812,9 @@ bool redirect_matcher::match(const redirect_request& request, redirect_match& ou
 }
 
 std::optional<std::uint32_t> redirect_matcher::first_path_match(
-    std::string_view path) const noexcept {
+    std::string_view path, std::string_view host) const noexcept {
   captured found;
-  return find_rule(areas_, {{}, path, {}}, true, found);
+  return find_rule(areas_, {host, path, {}}, true, found);
 }
 
 std::vector<rule_kind> classify_rules(std::span<const redirect_rule> rules) {
@@ -697,6 +823,7 @@ std::vector<rule_kind> classify_rules(std::span<const redirect_rule> rules) {
   for (std::size_t i = 0; i < rules.size(); ++i) {
     if (rules[i].is_plain()) continue;
     patterns.push_back(rules[i]);
+    patterns.back().host.clear();  // a domain-level rule moves plain rules on any host
     pattern_index.push_back(i);
   }
   const auto blob = compile_matcher(patterns);

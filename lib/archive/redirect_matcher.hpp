@@ -2,7 +2,7 @@
 // The `_redirects` rules that are matched at serve time, compiled into bytes the archive holds
 // (compile_matcher, archive side) and matched in place over them (redirect_matcher, serve side):
 // no copy and no allocation on a miss, and a miss touches only the rules that could match,
-// found by walking a trie of literal path segments. Also which rules need it (classify_rules).
+// found by walking a trie of path segments. Also which rules need it (classify_rules).
 //
 // Byte format. Every number is a little-endian uint32; the areas follow one another in the order
 // below with no gap, and the blob ends where the last ends. A string is (offset, size) into the
@@ -12,8 +12,10 @@
 //   rules       11 numbers each, in rule order: source line; status (200, 301, 302, 303, 307,
 //               308, 404); flags (1 force, 2 trailing slash, 4 keeps the query); segments range;
 //               conditions range; parts range; host string (empty: any host)
-//   nodes       2 numbers each: a range of lists (the rules listed at that node). Node 0 is the
-//               trie's root
+//   nodes       5 numbers each: the child by the placeholder edge (0: none; the root, node 0,
+//               is nobody's child); the range of lists of the rules whose pattern ends at the
+//               node ("ends"); the range of those cut at it by a splat or the trie's depth
+//               ("below")
 //   slots       5 numbers each: the edges of the trie in an open-addressing table: hash; parent
 //               node (0xffffffff: an empty slot); child node; the segment's string. The count is
 //               a power of two greater than the number of edges; an edge (parent, segment) sits
@@ -24,20 +26,28 @@
 //               string (the decoded literal, or the placeholder's name)
 //   conditions  5 numbers each: kind (0 the value must equal, 1 any value, captured); name
 //               string; value string
-//   parts       4 numbers each, the pieces of `to`: kind (0 literal, 1 a capture in the path or
-//               host-less URL, 2 a capture after `to`'s '?' or '#'); the capture's index
+//   parts       4 numbers each, the pieces of `to`: kind (0 literal, 1 a capture before `to`'s
+//               first '?' or '#', 2 a capture after it); the capture's index
 //               (captures are the segments' placeholders and splat in order, then the binding
 //               conditions in order); the literal's string
 //   strings     bytes
-// A rule is listed at the node reached from the root by its leading literal segments (at most
-// max_trie_depth of them). A request walks the trie along its path's segments and considers only
-// the rules listed at the nodes it passes, merged in rule order; the first that matches wins.
+// The trie has an edge per literal segment and one per node for any placeholder; a host has its
+// own root, the root's child by the edge "\x01<host>". A rule is listed at the node its segments
+// lead to from the root or its host's root (up to a splat, or max_trie_depth of them). A lookup
+// walks the trie along its path's segments, from the root and the roots of its host (as sent in
+// lower case, and without its port), by each matching literal edge and by placeholder edges,
+// and tries only the rules listed at the nodes it reaches ("below" lists, and "ends" where the
+// path ends), merged in rule order; the first that matches wins. So a miss touches only the
+// rules whose host and literal segments all fit the request, wherever their placeholders are.
+// A walk that meets more than 16 nodes at one depth or 64 lists (only rules written to defeat
+// the trie do) tries every rule in order instead: slower, still right, still no allocation.
 //
-// The reader checks all of it before use (sizes, ranges, kinds, statuses, flags, every string
-// inside the strings area, each list sorted and inside the rules, literal parts safe in a
-// Location header, a splat only last, capture indexes below the rule's captures, every edge in
-// a slot its hash allows), so that a corrupt blob is refused when opened and a blob it accepts
-// can be matched without further checks.
+// The reader checks all of it before use: sizes, ranges, kinds, statuses, flags, every string
+// inside the strings area, each list sorted and inside the rules, every edge between existing
+// nodes and in a slot its hash allows, a splat only last, capture indexes below the rule's
+// captures, literal parts safe in a Location header and a target that starts as a path (or, for
+// a redirect, an http(s) URL). So a corrupt blob is refused when opened, and one it accepts is
+// matched without further checks.
 
 #include <cstddef>
 #include <cstdint>
@@ -51,7 +61,7 @@
 
 namespace kawipiko::archive {
 
-// The deepest trie node: a rule's literal segments past it are compared when it is tried.
+// The deepest trie node: a rule's segments past it are compared when it is tried.
 inline constexpr std::size_t max_trie_depth = 16;
 
 // How the builder treats a rule.
@@ -108,6 +118,7 @@ struct matcher_areas {
   const std::byte* conditions = nullptr;
   const std::byte* parts = nullptr;
   const std::byte* strings = nullptr;
+  bool has_hosts = false;  // some edge leaves the root for a host's root
 };
 }  // namespace detail
 
@@ -125,10 +136,11 @@ class redirect_matcher {
   // A miss allocates nothing and leaves `out` alone. Throws std::bad_alloc only. Thread-safe.
   bool match(const redirect_request& request, redirect_match& out) const;
 
-  // The index of the first rule whose path pattern matches `path`, whatever its host and query
-  // conditions (classify_rules, and the builder's question "which rule could apply here"). No
-  // allocation.
-  [[nodiscard]] std::optional<std::uint32_t> first_path_match(std::string_view path) const noexcept;
+  // The index of the first rule whose path pattern matches `path`, and whose host is `host` if
+  // it names one, whatever its query conditions (classify_rules, and the builder's question
+  // "which rule could apply here"). No allocation.
+  [[nodiscard]] std::optional<std::uint32_t> first_path_match(
+      std::string_view path, std::string_view host = {}) const noexcept;
 
  private:
   detail::matcher_areas areas_;

@@ -57,6 +57,7 @@ class pattern_reader {
   }
 
   static bool is_host(std::string_view authority) noexcept {
+    if (authority.size() > max_host_size) return false;
     const std::size_t colon = authority.find(':');
     const std::string_view name = authority.substr(0, colon);
     if (name.empty()) return false;
@@ -200,16 +201,18 @@ bool is_placeholder_name(std::string_view name) noexcept {
   return std::all_of(name.begin(), name.end(), [](char c) { return is_alnum(c) || c == '_'; });
 }
 
+std::string_view host_without_port(std::string_view host) noexcept {
+  const std::size_t colon = host.rfind(':');
+  const std::size_t bracket = host.rfind(']');
+  if (colon == std::string_view::npos || (bracket != std::string_view::npos && colon < bracket)) {
+    return host;
+  }
+  return host.substr(0, colon);
+}
+
 bool host_matches(std::string_view rule_host, std::string_view request_host) noexcept {
   if (rule_host.empty() || request_host.empty()) return false;
-  if (rule_host.find(':') == std::string_view::npos) {
-    // A port is after the last ':' that follows any "]" of an IPv6 literal.
-    const std::size_t colon = request_host.rfind(':');
-    const std::size_t bracket = request_host.rfind(']');
-    if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
-      request_host = request_host.substr(0, colon);
-    }
-  }
+  if (rule_host.find(':') == std::string_view::npos) request_host = host_without_port(request_host);
   return syntax::iequals(rule_host, request_host);
 }
 

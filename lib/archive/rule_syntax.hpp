@@ -63,6 +63,10 @@ struct path_pattern {
   [[nodiscard]] std::string literal_path() const;
 };
 
+// The longest host (with its port) a domain-level pattern may name: a DNS name's 253 bytes and
+// a port.
+inline constexpr std::size_t max_host_size = 260;
+
 // A pattern with the host of a domain-level rule.
 struct located_pattern {
   std::string host;  // lower case, with its ":port" if written; empty: any host
@@ -74,7 +78,7 @@ struct located_pattern {
 // not the whole last segment, a placeholder that is not a whole segment or a valid name (a
 // letter or '_', then letters, digits, '_'), a name bound twice, ":splat" (the splat is "*"), a
 // malformed percent-escape, an escaped '/' or control byte, '?' or '#', more than
-// max_pattern_segments segments or max_captures captures, or a bad host.
+// max_pattern_segments segments or max_captures captures, or a bad or too long host.
 [[nodiscard]] located_pattern parse_located_pattern(std::string_view text, std::string_view file,
                                                     std::size_t line);
 
@@ -83,6 +87,9 @@ struct located_pattern {
 
 // Whether `name` is a placeholder name: a letter or '_', then letters, digits or '_'.
 [[nodiscard]] bool is_placeholder_name(std::string_view name) noexcept;
+
+// `host` without its ":port": up to the last ':' that follows any ']' of an IPv6 literal.
+[[nodiscard]] std::string_view host_without_port(std::string_view host) noexcept;
 
 // Whether a request for `request_host` (a Host value: any case, maybe with ":port") is on
 // `rule_host` (lower case): equal ignoring case, and a port is compared only if the rule names one.

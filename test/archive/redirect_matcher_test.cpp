@@ -53,7 +53,7 @@ struct layout {
     const std::size_t counts[] = {read32(blob, 8),  read32(blob, 12), read32(blob, 16),
                                   read32(blob, 20), read32(blob, 24), read32(blob, 28),
                                   read32(blob, 32)};
-    const std::size_t numbers[] = {11, 2, 5, 1, 3, 5, 4};
+    const std::size_t numbers[] = {11, 5, 5, 1, 3, 5, 4};
     std::size_t at = 40;
     for (std::size_t i = 0; i < 7; ++i) {
       starts[i] = at;
@@ -65,7 +65,7 @@ struct layout {
     return starts[0] + (index * 11 + n) * 4;
   }
   std::size_t node(std::size_t index, std::size_t n) const {
-    return starts[1] + (index * 2 + n) * 4;
+    return starts[1] + (index * 5 + n) * 4;
   }
   std::size_t slot(std::size_t index, std::size_t n) const {
     return starts[2] + (index * 5 + n) * 4;
@@ -229,13 +229,43 @@ TEST_CASE("a match says which rule, from which line, and whether it is forced", 
   CHECK(c.matcher.size() == 7);
 }
 
-TEST_CASE("first_path_match ignores hosts and query conditions", "[archive]") {
+TEST_CASE("first_path_match ignores query conditions, not hosts", "[archive]") {
   const compiled c(sample_rules);
   CHECK(c.matcher.first_path_match("/store") == 2u);
   CHECK(c.matcher.first_path_match("/news/x") == 0u);
-  CHECK(c.matcher.first_path_match("/anything") == 6u);  // the domain-level rule's "/*"
+  CHECK_FALSE(c.matcher.first_path_match("/anything").has_value());
+  CHECK(c.matcher.first_path_match("/anything", "old.example.com") == 6u);
+  CHECK(c.matcher.first_path_match("/news/x", "old.example.com") == 0u);
   const compiled plain("/a /b\n");
   CHECK_FALSE(plain.matcher.first_path_match("/c").has_value());
+}
+
+TEST_CASE("domain-level rules are found by host among many", "[archive]") {
+  std::string text;
+  for (int i = 0; i < 300; ++i) {
+    text += "https://site" + std::to_string(i) + ".example.com/* /s" + std::to_string(i) +
+            "/:splat\n";
+  }
+  text += "https://site7.example.com:8080/* /port\n/* /any/:splat 302\n";
+  const compiled c(text);
+  CHECK(c.answer("/a", {}, "site42.example.com") == "301 /s42/a");
+  CHECK(c.answer("/a", {}, "SITE42.Example.COM:443") == "301 /s42/a");
+  CHECK(c.answer("/a", {}, "site7.example.com:8080") == "301 /s7/a");  // the first rule wins
+  CHECK(c.answer("/a", {}, "site300.example.com") == "302 /any/a");
+  CHECK(c.answer("/a") == "302 /any/a");
+  const compiled ported("https://h.example.com:8080/* /port\n");
+  CHECK(ported.answer("/a", {}, "h.example.com:8080") == "301 /port");
+  CHECK(ported.answer("/a", {}, "h.example.com") == "miss");
+  CHECK(ported.answer("/a", {}, "h.example.com:80") == "miss");
+  const compiled bracketed("https://h.example.com/* /h\n");
+  CHECK(bracketed.answer("/a", {}, "[::1]:80") == "miss");
+}
+
+TEST_CASE("a domain-level rule moves a later plain rule for any host", "[archive]") {
+  const auto rules =
+      archive::parse_redirects("https://h.example.com/* /x/:splat\n/a /b\n", "_redirects");
+  CHECK(archive::classify_rules(rules) ==
+        std::vector<archive::rule_kind>{archive::rule_kind::pattern, archive::rule_kind::pattern});
 }
 
 TEST_CASE("plain rules become entries unless an earlier pattern rule can match them", "[archive]") {
@@ -256,6 +286,43 @@ TEST_CASE("plain rules become entries unless an earlier pattern rule can match t
         std::vector<kind>{kind::plain, kind::pattern, kind::pattern, kind::plain, kind::pattern,
                           kind::pattern, kind::plain, kind::pattern, kind::pattern, kind::pattern});
   CHECK(archive::classify_rules({}).empty());
+}
+
+TEST_CASE("rules are found through placeholder edges, in rule order across the trie", "[archive]") {
+  const compiled c(
+      "/:lang/about /x/:lang\n"
+      "/en/* /y/:splat\n"
+      "/en/about /z\n"
+      "/:a/:b /w/:a/:b\n"
+      "/docs/:v/:page/part1 /d/:v/:page\n");
+  CHECK(c.answer("/en/about") == "301 /x/en");
+  CHECK(c.answer("/fr/about") == "301 /x/fr");
+  CHECK(c.answer("/en/other") == "301 /y/other");
+  CHECK(c.answer("/en") == "301 /y/");
+  CHECK(c.answer("/fr/other") == "301 /w/fr/other");
+  CHECK(c.answer("/docs/3/intro/part1") == "301 /d/3/intro");
+  CHECK(c.answer("/docs/3/intro/part2") == "miss");
+  CHECK(c.answer("/fr/a/b") == "miss");
+}
+
+TEST_CASE("rules that branch the walk past its room are still matched in order", "[archive]") {
+  // Every mix of "a" and a placeholder over five segments: the walk along "/a/a/a/a/a" meets
+  // 32 nodes at the last depth, more than it holds, and tries every rule instead.
+  std::string text;
+  for (unsigned mask = 0; mask < 32; ++mask) {
+    std::string from;
+    for (unsigned i = 0; i < 5; ++i) {
+      from += (mask >> i & 1U) != 0 ? std::string("/a") : "/:p" + std::to_string(i);
+    }
+    text += from + " /r" + std::to_string(mask) + "\n";
+  }
+  text += "/a/a/a/a/a/b /deeper\n";
+  const compiled c(text);
+  CHECK(c.answer("/a/a/a/a/a") == "301 /r0");
+  CHECK(c.answer("/b/a/a/a/a") == "301 /r0");
+  CHECK(c.answer("/a/a/a/a/a/b") == "301 /deeper");
+  CHECK(c.answer("/a/a/a/a/a/c") == "miss");
+  CHECK(c.matcher.first_path_match("/a/a/a/a/a/b") == 32u);
 }
 
 TEST_CASE("literal segments past the trie's depth are still compared", "[archive]") {
@@ -358,6 +425,8 @@ TEST_CASE("corrupt fields are refused, each with what is wrong", "[archive][corr
   CHECK_THAT(refuse_with(at.part(0, 0), 7), Catch::Contains("unknown target part kind"));
   CHECK_THAT(refuse_with(at.part(1, 1), 5), Catch::Contains("capture the rule does not make"));
   CHECK_THAT(refuse_with(at.node(0, 1), 0xffff), Catch::Contains("outside the lists"));
+  CHECK_THAT(refuse_with(at.node(0, 4), 0xffff), Catch::Contains("outside the lists"));
+  CHECK_THAT(refuse_with(at.node(0, 0), 0xffff), Catch::Contains("placeholder edge"));
   CHECK_THAT(refuse_with(at.list(0), 0xffff), Catch::Contains("does not exist"));
 }
 
@@ -392,10 +461,10 @@ TEST_CASE("a corrupt trie or target is refused", "[archive][corrupt]") {
 }
 
 TEST_CASE("a node whose rules are out of order is refused", "[archive][corrupt]") {
-  const compiled c("/a/* /z\n/a/:x /y\n");  // both listed at the node "a"
+  const compiled c("/a/:x /z\n/a/:y/ /y\n");  // both end at the node of "/a/:placeholder"
   const layout at(c.blob);
-  REQUIRE(read32(c.blob, at.node(1, 1)) == 2);
-  const std::size_t first = read32(c.blob, at.node(1, 0));
+  REQUIRE(read32(c.blob, at.node(2, 2)) == 2);
+  const std::size_t first = read32(c.blob, at.node(2, 1));
   std::vector<std::byte> blob(c.blob);
   write32(blob, at.list(first), 1);
   write32(blob, at.list(first + 1), 0);

@@ -185,6 +185,20 @@ TEST_CASE("hosts match ignoring case, and a port only when the rule names one", 
   CHECK_FALSE(archive::host_matches("::1", "[::1]"));
 }
 
+TEST_CASE("a host's port is what follows its last ':' outside brackets", "[archive]") {
+  CHECK(archive::host_without_port("example.com:8080") == "example.com");
+  CHECK(archive::host_without_port("example.com") == "example.com");
+  CHECK(archive::host_without_port("[::1]:443") == "[::1]");
+  CHECK(archive::host_without_port("[::1]") == "[::1]");
+  CHECK(archive::host_without_port("").empty());
+}
+
+TEST_CASE("a host is at most 260 bytes", "[archive]") {
+  const std::string name(archive::max_host_size, 'h');
+  CHECK(parse("https://" + name + "/a").host == name);
+  CHECK_THAT(refusal("https://" + name + "h/a"), Catch::Contains("not a host name"));
+}
+
 TEST_CASE("percent_decode decodes escapes and refuses broken ones", "[archive]") {
   CHECK(archive::percent_decode("a%20b%2F%c3%A9") == std::string("a b/\xc3\xa9"));
   CHECK(archive::percent_decode("plain+text") == std::string("plain+text"));
