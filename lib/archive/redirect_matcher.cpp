@@ -461,9 +461,13 @@ void check_parts(const matcher_areas& areas, const rule_record& rule, std::size_
           : string_at(areas, number(areas.parts, part_numbers, rule.part_first, 2),
                       number(areas.parts, part_numbers, rule.part_first, 3));
   const bool is_path = first.starts_with('/') && !first.starts_with("//");
-  const bool is_url =
-      syntax::istarts_with(first, "http://") || syntax::istarts_with(first, "https://");
-  if (!is_path && !(is_redirect && is_url)) corrupt("a target that is not a path or a URL");
+  const std::size_t scheme = syntax::istarts_with(first, "http://")    ? 7
+                             : syntax::istarts_with(first, "https://") ? 8
+                                                                       : 0;
+  if (!is_path && !(is_redirect && scheme != 0)) corrupt("a target that is not a path or a URL");
+  if (scheme != 0 && rule.part_count > 1 && first.find('/', scheme) == std::string_view::npos) {
+    corrupt("a capture in a target's host");
+  }
 }
 
 void check_rule(const matcher_areas& areas, std::uint32_t index) {
@@ -746,7 +750,8 @@ std::optional<std::uint32_t> find_rule(const matcher_areas& areas, const redirec
 }
 
 // Appends a captured value: decoded first when it comes from the query, then encoded for where
-// it goes, so that it stays one path piece or one parameter value.
+// it goes, so that it stays one path piece or one parameter value. A '/' right after a '/' is
+// encoded: "/:q" with q=%2Fexample.net must not become "//example.net", another host.
 void append_capture(std::string& out, std::string_view value, bool from_query, bool in_query) {
   for (std::size_t i = 0; i < value.size(); ++i) {
     auto c = static_cast<unsigned char>(value[i]);
@@ -755,7 +760,8 @@ void append_capture(std::string& out, std::string_view value, bool from_query, b
       i += 2;
     }
     const bool splits_query = c == '&' || c == '=' || c == '+';
-    if (http::is_kept_by_encode_path(c) && !(in_query && splits_query)) {
+    const bool doubles_slash = c == '/' && !out.empty() && out.back() == '/';
+    if (http::is_kept_by_encode_path(c) && !(in_query && splits_query) && !doubles_slash) {
       out += static_cast<char>(c);
     } else {
       append_escape(out, c);

@@ -155,6 +155,14 @@ TEST_CASE("substituted values are percent-encoded so that each stays what it was
   CHECK(c.answer("/s", "q=%zz%4") == "302 /find?term=%25zz%254&page=1");
 }
 
+TEST_CASE("a substituted value cannot make the target another host's URL", "[archive]") {
+  const compiled c("/r q=:q /:q 302\n/s/* /:splat 302\n/t q=:q /a/:q 302\n");
+  CHECK(c.answer("/r", "q=%2Fevil.example/x") == "302 /%2Fevil.example/x");
+  CHECK(c.answer("/r", "q=/evil.example") == "302 /%2Fevil.example");
+  CHECK(c.answer("/t", "q=//x") == "302 /a/%2F/x");
+  CHECK(c.answer("/s/a/b") == "302 /a/b");
+}
+
 TEST_CASE("a redirect keeps the request's query unless its target has one", "[archive]") {
   const compiled c(
       "/a /b\n"
@@ -243,8 +251,8 @@ TEST_CASE("first_path_match ignores query conditions, not hosts", "[archive]") {
 TEST_CASE("domain-level rules are found by host among many", "[archive]") {
   std::string text;
   for (int i = 0; i < 300; ++i) {
-    text += "https://site" + std::to_string(i) + ".example.com/* /s" + std::to_string(i) +
-            "/:splat\n";
+    text +=
+        "https://site" + std::to_string(i) + ".example.com/* /s" + std::to_string(i) + "/:splat\n";
   }
   text += "https://site7.example.com:8080/* /port\n/* /any/:splat 302\n";
   const compiled c(text);
@@ -454,6 +462,12 @@ TEST_CASE("a corrupt trie or target is refused", "[archive][corrupt]") {
   const std::size_t text = at.strings + read32(c.blob, at.part(0, 2));
   header_break[text + 1] = std::byte{'\r'};
   CHECK_THAT(refusal(header_break), Catch::Contains("unsafe in a header"));
+  // An absolute target whose host a capture would end.
+  const compiled away("/:x https://example.com/:x\n");
+  const layout away_at(away.blob);
+  std::vector<std::byte> host_capture(away.blob);
+  write32(host_capture, away_at.part(0, 3), read32(away.blob, away_at.part(0, 3)) - 1);
+  CHECK_THAT(refusal(host_capture), Catch::Contains("a capture in a target's host"));
   // A target that is not a path: "//" sends visitors to another host.
   std::vector<std::byte> other_host(c.blob);
   other_host[text + 1] = std::byte{'/'};
