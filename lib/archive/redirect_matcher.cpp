@@ -429,6 +429,19 @@ std::size_t check_conditions(const matcher_areas& areas, const rule_record& rule
   return captures;
 }
 
+// Whether an absolute target's host ends ('/', '?' or '#' after the scheme's "//") before its
+// first capture, or the target has none.
+bool has_authority_end(const matcher_areas& areas, const rule_record& rule, std::size_t from) {
+  for (std::uint32_t i = 0; i < rule.part_count; ++i) {
+    const std::uint32_t index = rule.part_first + i;
+    if (number(areas.parts, part_numbers, index, 0) != part_literal) return false;
+    const std::string_view text = string_at(areas, number(areas.parts, part_numbers, index, 2),
+                                            number(areas.parts, part_numbers, index, 3));
+    if (text.find_first_of("/?#", i == 0 ? from : 0) != std::string_view::npos) return true;
+  }
+  return true;
+}
+
 // The pieces of a rule's `to`: literals safe in a Location header, starting like a path (or, for
 // a redirect, an http(s) URL); captures below `captures`.
 void check_parts(const matcher_areas& areas, const rule_record& rule, std::size_t captures) {
@@ -465,7 +478,7 @@ void check_parts(const matcher_areas& areas, const rule_record& rule, std::size_
                              : syntax::istarts_with(first, "https://") ? 8
                                                                        : 0;
   if (!is_path && !(is_redirect && scheme != 0)) corrupt("a target that is not a path or a URL");
-  if (scheme != 0 && rule.part_count > 1 && first.find('/', scheme) == std::string_view::npos) {
+  if (scheme != 0 && !has_authority_end(areas, rule, scheme)) {
     corrupt("a capture in a target's host");
   }
 }

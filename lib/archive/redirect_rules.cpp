@@ -196,8 +196,9 @@ class redirects_reader {
 
   void check_target(const redirect_rule& rule, const std::vector<std::string>& names) const {
     const std::size_t authority_end =
-        rule.is_absolute() ? std::min(rule.to.find('/', rule.to.find("//") + 2), rule.to.size())
-                           : 0;
+        rule.is_absolute()
+            ? std::min(rule.to.find_first_of("/?#", rule.to.find("//") + 2), rule.to.size())
+            : 0;
     std::size_t at = 0;
     for (const auto& part : split_target(rule.to)) {
       if (part.is_placeholder) {

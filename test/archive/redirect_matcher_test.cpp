@@ -161,6 +161,9 @@ TEST_CASE("a substituted value cannot make the target another host's URL", "[arc
   CHECK(c.answer("/r", "q=/evil.example") == "302 /%2Fevil.example");
   CHECK(c.answer("/t", "q=//x") == "302 /a/%2F/x");
   CHECK(c.answer("/s/a/b") == "302 /a/b");
+  // The host of an absolute target ends at its '/', '?' or '#'.
+  const compiled away("/a/* https://example.com?next=:splat 302\n");
+  CHECK(away.answer("/a/x/y") == "302 https://example.com?next=x/y");
 }
 
 TEST_CASE("a redirect keeps the request's query unless its target has one", "[archive]") {

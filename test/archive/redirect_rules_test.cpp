@@ -232,6 +232,9 @@ TEST_CASE("malformed lines are refused with what is wrong", "[archive]") {
   CHECK_THAT(refuse_third("/:x https://:x.example.com/ 301"),
              Catch::Contains("placeholder in the host"));
   CHECK_THAT(refuse_third("/a/*/b /c"), Catch::Contains("last segment"));
+  CHECK_THAT(refuse_third("/:x https://example.com:x"), Catch::Contains("placeholder in the host"));
+  CHECK(parse_one("/a/* https://example.com?next=:splat").to == "https://example.com?next=:splat");
+  CHECK(parse_one("/a/* https://example.com#:splat").to == "https://example.com#:splat");
 }
 
 TEST_CASE("a plain rule redirecting to itself is refused as a loop", "[archive]") {
