@@ -53,15 +53,9 @@ class headers_reader {
 
   std::vector<header_block> read(std::string_view text) const {
     std::vector<header_block> blocks;
-    std::size_t number = 0;
-    while (!text.empty()) {
-      const std::size_t end = std::min(text.find('\n'), text.size());
-      std::string_view line = text.substr(0, end);
-      text.remove_prefix(std::min(end + 1, text.size()));
-      ++number;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    for_each_line(text, [&](std::string_view line, std::size_t number) {
       const std::string_view content = syntax::trim(line);
-      if (content.empty() || content.front() == '#') continue;
+      if (content.empty() || content.front() == '#') return;
       if (!syntax::is_ows(line.front())) {
         blocks.push_back(read_path_line(content, number));
       } else if (blocks.empty()) {
@@ -69,7 +63,7 @@ class headers_reader {
       } else {
         read_field_line(content, number, blocks.back());
       }
-    }
+    });
     return blocks;
   }
 

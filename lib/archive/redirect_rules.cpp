@@ -55,18 +55,12 @@ class redirects_reader {
  public:
   explicit redirects_reader(std::string_view file) : file_(file) {}
 
-  std::vector<redirect_rule> read(std::string_view text) {
+  std::vector<redirect_rule> read(std::string_view text) const {
     std::vector<redirect_rule> rules;
-    std::size_t number = 0;
-    while (!text.empty()) {
-      const std::size_t end = std::min(text.find('\n'), text.size());
-      std::string_view line = text.substr(0, end);
-      text.remove_prefix(std::min(end + 1, text.size()));
-      ++number;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    for_each_line(text, [&](std::string_view line, std::size_t number) {
       const auto words = words_of(line);
       if (!words.empty()) rules.push_back(read_rule(words, number));
-    }
+    });
     return rules;
   }
 

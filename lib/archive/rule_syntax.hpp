@@ -32,6 +32,19 @@ class rules_error : public std::runtime_error {
   std::string reason_;
 };
 
+// Calls `visit(line, number)` for each line of a rules file, numbered from 1, without its '\n'
+// and a '\r' before it; a last line without '\n' counts.
+template <class Visit>
+void for_each_line(std::string_view text, Visit&& visit) {
+  for (std::size_t number = 1; !text.empty(); ++number) {
+    const std::size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    if (line.ends_with('\r')) line.remove_suffix(1);
+    visit(line, number);
+  }
+}
+
 enum class segment_kind : std::uint8_t { literal, placeholder, splat };
 
 struct pattern_segment {

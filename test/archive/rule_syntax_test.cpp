@@ -48,6 +48,20 @@ TEST_CASE("a rules error names the file and the line on one line", "[archive]") 
   CHECK(error.reason() == "unknown status '299'");
 }
 
+TEST_CASE("rules files are read line by line, numbered from 1, CRLF or LF", "[archive]") {
+  std::vector<std::string> seen;
+  archive::for_each_line("a\r\n\nb\rc\nlast", [&](std::string_view line, std::size_t number) {
+    seen.push_back(std::to_string(number) + ":" + std::string(line));
+  });
+  CHECK(seen == strings{"1:a", "2:", "3:b\rc", "4:last"});
+  seen.clear();
+  archive::for_each_line("x\n", [&](std::string_view line, std::size_t number) {
+    seen.push_back(std::to_string(number) + ":" + std::string(line));
+  });
+  CHECK(seen == strings{"1:x"});
+  archive::for_each_line("", [&](std::string_view, std::size_t) { FAIL("a line in nothing"); });
+}
+
 TEST_CASE("patterns parse into literal, placeholder and splat segments", "[archive]") {
   const auto news = parse("/news/:year/*");
   CHECK(news.host.empty());
