@@ -91,7 +91,11 @@ class connection final : public connection_base {
       }
       return close();
     }
-    if (ctx_.http.draining && state_ == state::idle) {
+    if (ctx_.http.draining && state_ == state::fresh) {
+      // Its first request may be on its way (a restart under load: accepted a moment before the
+      // stop): one more sweep for it, answered then with "Connection: close".
+      state_ = state::idle;
+    } else if (ctx_.http.draining && state_ == state::idle) {
       if (h2_) say_goaway();
       close();
     }
@@ -108,6 +112,7 @@ class connection final : public connection_base {
 
  private:
   enum class state {
+    fresh,      // accepted, no request yet: the idle timeout runs (a handshake's: the header's)
     idle,       // between requests: the idle timeout runs
     reading,    // a request has begun: the header timeout runs
     writing,    // a batch is partly written: the write timeout runs
@@ -336,7 +341,7 @@ class connection final : public connection_base {
   connection_context& ctx_;
   http1_protocol protocol_;
   std::unique_ptr<http2_protocol> h2_;  // made when the connection turns out to speak HTTP/2
-  state state_ = state::idle;
+  state state_ = state::fresh;
   next_step next_ = next_step::read;
   bool chosen_ = false;   // the protocol is known (HTTP/1.1 unless h2_)
   bool waiting_ = false;  // a wait is pending: its handler still refers to this connection
