@@ -93,8 +93,9 @@ class connection final : public connection_base {
     }
     if (ctx_.http.draining && state_ == state::fresh) {
       // Its first request may be on its way (a restart under load: accepted a moment before the
-      // stop): one more sweep for it, answered then with "Connection: close".
-      state_ = state::idle;
+      // stop): it has first_request_grace to come, and is answered with "Connection: close".
+      deadline_ = std::min(deadline_, now + first_request_grace);
+      if (now >= deadline_) close();
     } else if (ctx_.http.draining && state_ == state::idle) {
       if (h2_) say_goaway();
       close();
@@ -121,6 +122,7 @@ class connection final : public connection_base {
   };
 
   static constexpr auto linger_time = std::chrono::seconds(2);
+  static constexpr auto first_request_grace = std::chrono::seconds(1);  // once draining
   static constexpr std::size_t linger_bytes = 1 << 20;  // dropped at most while lingering
 
   // Reads what comes next into the worker's buffer, behind the kept bytes of an unfinished
