@@ -509,6 +509,16 @@ class supervisor {
            " processes on " + describe_listeners(plan_);
   }
 
+  // A pipe from the worker processes to the supervisor (close-on-exec: for them alone).
+  static void open_pipe(base::unique_fd& read_end, base::unique_fd& write_end) {
+    int ends[2] = {-1, -1};
+    if (::pipe2(ends, O_CLOEXEC) != 0) {
+      base::throw_errno(errno, "cannot create a pipe for", "workers");
+    }
+    read_end.reset(ends[0]);
+    write_end.reset(ends[1]);
+  }
+
   // ---- reloads: one round at a time --------------------------------------------------------
 
   // SIGHUP: RELOADING=1, the signal to every worker process, and READY=1 once each has reported
@@ -546,11 +556,7 @@ class supervisor {
   // The pipe on which every worker process (restarted ones too) reports its reloads: one line,
   // "<pid> <generations>", in one write each (atomic within PIPE_BUF).
   void open_reports() {
-    int ends[2] = {-1, -1};
-    if (::pipe2(ends, O_CLOEXEC) != 0)
-      base::throw_errno(errno, "cannot create a pipe for", "workers");
-    reports_read_.reset(ends[0]);
-    reports_write_.reset(ends[1]);
+    open_pipe(reports_read_, reports_write_);
     ::fcntl(reports_read_.get(), F_SETFL, O_NONBLOCK);
     reloaded_generations_ = describe_generations(archive_slots(opts_), opts_);
   }
@@ -584,11 +590,7 @@ class supervisor {
   // The start-up line is printed once every first-generation worker process listens: a client
   // that reads it may connect at once. Each reports on a pipe; restarted ones report to no one.
   void start_first_generation() {
-    int ends[2] = {-1, -1};
-    if (::pipe2(ends, O_CLOEXEC) != 0)
-      base::throw_errno(errno, "cannot create a pipe for", "workers");
-    ready_read_.reset(ends[0]);
-    ready_write_.reset(ends[1]);
+    open_pipe(ready_read_, ready_write_);
     for (std::size_t slot = 0; slot < children_.size(); ++slot) spawn(slot);
     ready_write_.reset();
     wait_until_listening();
