@@ -12,6 +12,7 @@
 #include "serve/options.hpp"
 #include "serve/profile.hpp"
 #include "serve/server.hpp"
+#include "serve/systemd.hpp"
 #include "usage.hpp"
 
 namespace kawipiko::app {
@@ -214,6 +215,9 @@ int run(int argc, char** argv) {
   }
   // --bind-tls alone serves TLS only; the plain listener's default needs no --bind.
   if (values.count("bind-tls") != 0 && values.count("bind") == 0) opts.bind.clear();
+  // Socket activation: the listening sockets a service manager passed, if any, take the place
+  // of --bind and --bind-tls (serve::run makes them its own, after the profiler's restart).
+  opts.passed = serve::passed_listeners_from_environment();
   serve::validate(opts);  // before the profiler, which may start the process again
   serve::profiler profiles(opts.profile_cpu, opts.profile_mem, argv);
   return serve::run(opts);

@@ -94,7 +94,12 @@ class connection final : public connection_base {
       if (state_ == state::idle && still_receiving(now)) return;
       return close();
     }
-    if (ctx_.http.draining && state_ == state::idle) {
+    if (ctx_.http.draining && state_ == state::fresh) {
+      // Its first request may be on its way (a restart under load: accepted a moment before the
+      // stop): it has first_request_grace to come, and is answered with "Connection: close".
+      deadline_ = std::min(deadline_, now + first_request_grace);
+      if (now >= deadline_) close();
+    } else if (ctx_.http.draining && state_ == state::idle) {
       if (h2_) say_goaway();
       close();
     }
@@ -115,6 +120,7 @@ class connection final : public connection_base {
 
  private:
   enum class state {
+    fresh,      // accepted, no request yet: the idle timeout runs (a handshake's: the header's)
     idle,       // between requests: the idle timeout runs
     reading,    // a request has begun: the header timeout runs
     writing,    // a batch is partly written: the write timeout runs
@@ -123,6 +129,7 @@ class connection final : public connection_base {
   };
 
   static constexpr auto linger_time = std::chrono::seconds(2);
+  static constexpr auto first_request_grace = std::chrono::seconds(1);  // once draining
   static constexpr std::size_t linger_bytes = 1 << 20;  // dropped at most while lingering
 
   // Reads what comes next into the worker's buffer, behind the kept bytes of an unfinished
@@ -370,7 +377,7 @@ class connection final : public connection_base {
   connection_context& ctx_;
   http1_protocol protocol_;
   std::unique_ptr<http2_protocol> h2_;  // made when the connection turns out to speak HTTP/2
-  state state_ = state::idle;
+  state state_ = state::fresh;
   next_step next_ = next_step::read;
   bool chosen_ = false;   // the protocol is known (HTTP/1.1 unless h2_)
   bool waiting_ = false;  // a wait is pending: its handler still refers to this connection

@@ -47,6 +47,13 @@ struct virtual_host {
   std::string archive;  // its archive
 };
 
+// A listening socket a service manager passed (socket activation, systemd.hpp): it takes the place
+// of --bind (plain) or --bind-tls (tls). The process keeps the descriptor open for its life.
+struct passed_listener {
+  int fd = -1;
+  bool tls = false;
+};
+
 struct options {
   std::string archive;  // the default site (hosts that match no --host); empty: none (421)
   std::vector<virtual_host> hosts;
@@ -67,6 +74,9 @@ struct options {
   bool http2 = true;  // --http2-disable: HTTP/1.1 only (ALPN http/1.1; no h2c)
   struct limits limits;
   tls_settings tls;
+  // Socket activation: when not empty, these are the listeners, and --bind and --bind-tls are
+  // not bound (serve::validate says what they need).
+  std::vector<passed_listener> passed;
 };
 
 }  // namespace kawipiko::serve

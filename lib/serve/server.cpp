@@ -16,8 +16,10 @@
 #include <boost/asio/ip/address.hpp>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -34,6 +36,7 @@
 #include "serve/host_table.hpp"
 #include "serve/site.hpp"
 #include "serve/site_source.hpp"
+#include "serve/systemd.hpp"
 #include "serve/tls_context.hpp"
 #include "serve/worker.hpp"
 
@@ -150,8 +153,9 @@ std::string describe_sites(const site_set& sites, const options& opts) {
   return what;
 }
 
-// Where the server listens (plain first, then TLS), the same in every process and thread; a port
-// 0 is resolved before any worker binds (hold_ephemeral_port).
+// Where the server listens (plain first, then TLS), the same in every process and thread: the
+// sockets a service manager passed, or the command line's addresses, a port 0 resolved before
+// any worker binds (hold_ephemeral_port).
 using listen_plan = std::vector<listener_spec>;
 
 // "'a.pem' for a.test, www.a.test; SHA-256 AA:…": what a log line says of a certificate.
@@ -161,16 +165,21 @@ std::string describe_certificate(const tls_context::certificate_info& info) {
   return base::quote(info.source) + " for " + (names.empty() ? "no name" : names);
 }
 
-// The start-up line, printed once a client may connect; then a line per TLS certificate.
-void announce(const options& opts, const std::string& what, const listen_plan& plan,
-              const tls_context* tls) {
-  if (opts.quiet) return;
+// "http://127.0.0.1:8080 and https://127.0.0.1:8443".
+std::string describe_listeners(const listen_plan& plan) {
   std::string where;
   for (const auto& l : plan) {
     if (!where.empty()) where += " and ";
     where += (l.tls ? "https://" : "http://") + describe(l.endpoint);
   }
-  std::printf("kawipiko serve: serving %s on %s\n", what.c_str(), where.c_str());
+  return where;
+}
+
+// The start-up line, printed once a client may connect.
+void announce(const options& opts, const std::string& what, const listen_plan& plan,
+              const tls_context* tls) {
+  if (opts.quiet) return;
+  std::printf("kawipiko serve: serving %s on %s\n", what.c_str(), describe_listeners(plan).c_str());
   if (tls != nullptr && tls->is_self_signed()) {
     std::printf(
         "kawipiko serve: TLS certificate: self-signed for localhost, 127.0.0.1 and ::1, made at "
@@ -216,8 +225,24 @@ void cap_connections(const workers_list& workers, const options& opts) {
   }
 }
 
-// Called once every worker of a process listens.
-using on_listening = std::function<void()>;
+// What a serving process tells whoever speaks for the server to the service manager
+// (systemd.hpp): with one process, the process itself; with --processes, the supervisor, whom
+// each worker process tells on a pipe. Every function is called (one that does nothing, when
+// nobody is to be told); `generations` is what describe_generations() says of that process.
+struct process_events {
+  std::function<void(const std::string& generations)> listening;  // every worker listens
+  std::function<void()> reloading;                                // a SIGHUP was taken
+  std::function<void(const std::string& generations)> reloaded;   // its reloads are done
+  std::function<void()> stopping;                                 // SIGINT or SIGTERM was taken
+};
+
+// A notification that did not go out gets a line (the service manager goes on waiting for it,
+// up to its timeout), but serving goes on.
+void warn_unsent(const service_notifier& notifier, std::error_code error) {
+  if (!error) return;
+  std::fprintf(stderr, "kawipiko serve: warning: cannot notify the service manager at %s: %s\n",
+               base::quote(notifier.address()).c_str(), error.message().c_str());
+}
 
 // SIGHUP: new handshakes use the certificate files as they are now; open connections go on with
 // the contexts they started with. A certificate that does not load keeps all the current ones.
@@ -270,6 +295,23 @@ std::shared_ptr<const site_set> open_sites(const options& opts) {
         {parse_host_pattern(h.name), std::make_shared<const site>(options_for(opts, h.archive))});
   }
   return sites;
+}
+
+// "generation 2 of 'site.cdb', generation 1 of host example.com ('a.cdb')": what a process
+// serves, for the service manager's STATUS.
+std::string describe_generations(const std::vector<archive_slot>& slots, const options& opts) {
+  std::string what;
+  for (const auto& slot : slots) {
+    if (!what.empty()) what += ", ";
+    what += "generation " + std::to_string(slot.generation) + " of ";
+    if (slot.host < 0) {
+      what += base::quote(slot.path);
+    } else {
+      what += "host " + opts.hosts[static_cast<std::size_t>(slot.host)].name + " (" +
+              base::quote(slot.path) + ")";
+    }
+  }
+  return what;
 }
 
 const site* site_of(const site_set& sites, int host) {
@@ -353,11 +395,12 @@ void move_to_memory(site_source& source, const options& opts, std::vector<archiv
 // --watch-disable, for a new archive under each archive's name. SIGHUP reloads the certificates
 // and every archive, a new archive reloads it, SIGIO moves a leased one to memory; run() returns
 // on SIGINT or SIGTERM. Made before the process says it listens, so that no change after that
-// goes unseen.
+// goes unseen. `events` hear of a SIGHUP's reloads and of SIGINT/SIGTERM.
 class main_loop {
  public:
-  main_loop(site_source& source, const options& opts, tls_context* tls)
-      : source_(source), opts_(opts), tls_(tls), slots_(archive_slots(opts)) {
+  main_loop(site_source& source, const options& opts, tls_context* tls,
+            const process_events& events)
+      : source_(source), opts_(opts), tls_(tls), events_(events), slots_(archive_slots(opts)) {
     const sigset_t set = serve_signals();
     signals_.reset(::signalfd(-1, &set, SFD_CLOEXEC));
     if (!signals_) base::throw_errno(errno, "cannot make a signalfd for", opts.archive);
@@ -389,16 +432,27 @@ class main_loop {
         move_to_memory(source_, opts_, slots_, info.ssi_fd);
         continue;
       }
-      if (info.ssi_signo != SIGHUP) return;
-      reload_certificates(tls_);
-      for (auto& slot : slots_) reload_archive(source_, opts_, slot);
+      if (info.ssi_signo != SIGHUP) return events_.stopping();
+      reload_all();
     }
   }
 
+  [[nodiscard]] std::string generations() const { return describe_generations(slots_, opts_); }
+
  private:
+  // SIGHUP: the certificates and every archive, changed or not, between reloading() and
+  // reloaded(). (The workers take the new generation at their next sweep.)
+  void reload_all() {
+    events_.reloading();
+    reload_certificates(tls_);
+    for (auto& slot : slots_) reload_archive(source_, opts_, slot);
+    events_.reloaded(generations());
+  }
+
   site_source& source_;
   const options& opts_;
   tls_context* tls_;
+  const process_events& events_;
   std::vector<archive_slot> slots_;
   base::unique_fd signals_;
   std::vector<std::optional<archive_watch>> watches_;
@@ -407,12 +461,12 @@ class main_loop {
 
 // Runs the workers of one process until SIGINT/SIGTERM; the signals must be blocked already.
 int serve_process(site_source& source, const options& opts, const listen_plan& plan,
-                  tls_context* tls, const on_listening& listening) {
+                  tls_context* tls, const process_events& events) {
   std::atomic<std::size_t> connections{0};
   const workers_list workers = start_workers(source, opts, plan, connections, tls);
   cap_connections(workers, opts);
-  main_loop waiting(source, opts, tls);
-  listening();
+  main_loop waiting(source, opts, tls, events);
+  events.listening(waiting.generations());
   std::vector<std::thread> threads;
   for (const auto& w : workers) threads.emplace_back([&w] { w->run(); });
   waiting.run();
@@ -422,37 +476,41 @@ int serve_process(site_source& source, const options& opts, const listen_plan& p
 }
 
 // The supervisor of several processes: forwards SIGINT/SIGTERM and SIGHUP, reports a worker
-// process that died and starts it again, and gives up (exit 1) when one keeps dying.
+// process that died and starts it again, and gives up (exit 1) when one keeps dying. It alone
+// speaks to the service manager (worker processes report to it on a pipe), so that READY=1
+// after a SIGHUP means that every process has reloaded.
 class supervisor {
  public:
-  supervisor(site_source& source, const options& opts, const listen_plan& plan, tls_context* tls)
+  supervisor(site_source& source, const options& opts, const listen_plan& plan, tls_context* tls,
+             const service_notifier& notifier)
       : source_(source),
         opts_(opts),
         plan_(plan),
         tls_(tls),
+        notifier_(notifier),
         children_(opts.processes, -1),
         deaths_(opts.processes) {}
 
   // Starts the worker processes, prints the start-up line once they all listen, and returns the
   // exit code once they have all exited.
   int run(const std::string& what) {
+    open_reports();
     start_first_generation();
     // Each worker process opened its own (with its own lease, whose breaks it is told of); this
     // one, kept, would hold back every writer of the file until its lease timed out.
     source_.replace(nullptr);
     announce(opts_, what, plan_, tls_);
-    // Signals stay blocked here too: sigtimedwait polls them between reaping children.
+    warn_unsent(notifier_,
+                notifier_.ready(status(describe_generations(archive_slots(opts_), opts_))));
+    // Signals stay blocked here too: a signalfd takes them; the tick reaps exited children.
     const sigset_t set = serve_signals();
+    signals_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!signals_) base::throw_errno(errno, "cannot make a signalfd for", "the supervisor");
     while (alive_ > 0) {
-      timespec tick{0, 100'000'000};
-      const int signal = ::sigtimedwait(&set, nullptr, &tick);
-      if (signal == SIGHUP) {
-        signal_all(SIGHUP);  // each process has its own certificates and archive
-      } else if (signal == SIGIO) {
-        // A lease of the archive opened at start, let go already: nothing to do.
-      } else if (signal > 0 && !stopping_) {
-        stop_all(signal);
-      }
+      pollfd waits[] = {{signals_.get(), POLLIN, 0}, {reports_read_.get(), POLLIN, 0}};
+      ::poll(waits, 2, 100);
+      if ((waits[0].revents & POLLIN) != 0) take_signals();
+      if ((waits[1].revents & POLLIN) != 0) take_reports();
       reap_exited();
     }
     return exit_code_;
@@ -463,14 +521,109 @@ class supervisor {
   static constexpr auto restart_window = std::chrono::seconds(60);
   using time_point = std::chrono::steady_clock::time_point;
 
+  void take_signals() {
+    signalfd_siginfo info;
+    while (::read(signals_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      const auto signal = static_cast<int>(info.ssi_signo);
+      if (signal == SIGHUP) {
+        begin_reload();  // each process has its own certificates and archive
+      } else if (signal == SIGIO) {
+        // A lease of the archive opened at start, let go already: nothing to do.
+      } else if (!stopping_) {
+        warn_unsent(notifier_, notifier_.stopping());
+        stop_all(signal);
+      }
+    }
+  }
+
+  // "serving generation 2 of 'site.cdb' with 2 processes on http://…".
+  std::string status(const std::string& generations) const {
+    return "serving " + generations + " with " + std::to_string(opts_.processes) +
+           " processes on " + describe_listeners(plan_);
+  }
+
+  // A pipe from the worker processes to the supervisor (close-on-exec: for them alone).
+  static void open_pipe(base::unique_fd& read_end, base::unique_fd& write_end) {
+    int ends[2] = {-1, -1};
+    if (::pipe2(ends, O_CLOEXEC) != 0) {
+      base::throw_errno(errno, "cannot create a pipe for", "workers");
+    }
+    read_end.reset(ends[0]);
+    write_end.reset(ends[1]);
+  }
+
+  // ---- reloads: one round at a time --------------------------------------------------------
+
+  // SIGHUP: RELOADING=1, the signal to every worker process, and READY=1 once each has reported
+  // its reloads done (or exited). A SIGHUP taken meanwhile makes another round after this one,
+  // rather than a second signal that a process could take as one with the first.
+  void begin_reload() {
+    if (stopping_) return signal_all(SIGHUP);
+    if (!reloading_.empty()) {
+      reload_again_ = true;
+      return;
+    }
+    warn_unsent(notifier_, notifier_.reloading());
+    for (const pid_t pid : children_) {
+      if (pid > 0) reloading_.push_back(pid);
+    }
+    signal_all(SIGHUP);
+    if (reloading_.empty()) end_reload();
+  }
+
+  // `pid` has reloaded (`generations`: what it serves now) or exited (empty).
+  void reloaded_by(pid_t pid, const std::string& generations) {
+    const auto it = std::find(reloading_.begin(), reloading_.end(), pid);
+    if (it == reloading_.end()) return;
+    reloading_.erase(it);
+    if (!generations.empty()) reloaded_generations_ = generations;
+    if (reloading_.empty()) end_reload();
+  }
+
+  void end_reload() {
+    if (stopping_) return;
+    warn_unsent(notifier_, notifier_.ready(status(reloaded_generations_)));
+    if (std::exchange(reload_again_, false)) begin_reload();
+  }
+
+  // The pipe on which every worker process (restarted ones too) reports its reloads: one line,
+  // "<pid> <generations>", in one write each (atomic within PIPE_BUF).
+  void open_reports() {
+    open_pipe(reports_read_, reports_write_);
+    ::fcntl(reports_read_.get(), F_SETFL, O_NONBLOCK);
+    reloaded_generations_ = describe_generations(archive_slots(opts_), opts_);
+  }
+
+  void report_reloaded(const std::string& generations) const {
+    std::string line = std::to_string(::getpid()) + " " + generations;
+    line.resize(std::min<std::size_t>(line.size(), PIPE_BUF - 1));
+    line += '\n';
+    (void)!::write(reports_write_.get(), line.data(), line.size());
+  }
+
+  void take_reports() {
+    char chunk[4096];
+    ssize_t got;
+    while ((got = ::read(reports_read_.get(), chunk, sizeof chunk)) > 0) {
+      reports_.append(chunk, static_cast<std::size_t>(got));
+    }
+    std::size_t end;
+    while ((end = reports_.find('\n')) != std::string::npos) {
+      const auto space = reports_.find(' ');
+      if (space < end) {
+        const auto pid = static_cast<pid_t>(std::atol(reports_.substr(0, space).c_str()));
+        reloaded_by(pid, reports_.substr(space + 1, end - space - 1));
+      }
+      reports_.erase(0, end + 1);
+    }
+  }
+
+  // ---- worker processes --------------------------------------------------------------------
+
   // The start-up line is printed once every first-generation worker process listens: a client
   // that reads it may connect at once. Each reports on a pipe; restarted ones report to no one.
   void start_first_generation() {
-    int ends[2] = {-1, -1};
-    if (::pipe2(ends, O_CLOEXEC) != 0)
-      base::throw_errno(errno, "cannot create a pipe for", "workers");
-    ready_read_.reset(ends[0]);
-    ready_write_.reset(ends[1]);
+    open_pipe(ready_read_, ready_write_);
     for (std::size_t slot = 0; slot < children_.size(); ++slot) spawn(slot);
     ready_write_.reset();
     wait_until_listening();
@@ -496,26 +649,38 @@ class supervisor {
     ++alive_;
   }
 
+  // A worker process tells the supervisor, never the service manager.
+  process_events child_events() {
+    return {
+        .listening =
+            [this](const std::string&) {
+              if (!ready_write_) return;
+              const char ready = 1;
+              (void)!::write(ready_write_.get(), &ready, 1);
+              ready_write_.reset();
+            },
+        .reloading = [] {},
+        .reloaded = [this](const std::string& generations) { report_reloaded(generations); },
+        .stopping = [] {},
+    };
+  }
+
   [[noreturn]] void run_child() {
     int code = 1;
     try {
       ready_read_.reset();
+      reports_read_.reset();
+      signals_.reset();
       // The archive anew: a lease of this process's own (the one inherited is the
       // supervisor's), and the build that is there now if this process was restarted.
       source_.replace(open_sites(opts_));
-      code = serve_process(source_, opts_, plan_, tls_, [this] {
-        if (!ready_write_) return;
-        const char ready = 1;
-        (void)!::write(ready_write_.get(), &ready, 1);
-        ready_write_.reset();
-      });
+      code = serve_process(source_, opts_, plan_, tls_, child_events());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "kawipiko serve: error: %s\n", e.what());
     }
     std::fflush(nullptr);
     ::_exit(code);
   }
-
   void stop_all(int signal) {
     stopping_ = true;
     signal_all(signal);
@@ -536,6 +701,7 @@ class supervisor {
       *child = -1;
       --alive_;
       on_exit(static_cast<std::size_t>(child - children_.begin()), pid, status);
+      reloaded_by(pid, {});
     }
   }
 
@@ -573,14 +739,34 @@ class supervisor {
   const options& opts_;
   const listen_plan& plan_;
   tls_context* tls_;
+  const service_notifier& notifier_;
   std::vector<pid_t> children_;  // by slot; -1 while none runs
   std::vector<std::vector<time_point>> deaths_;
   base::unique_fd ready_read_;
   base::unique_fd ready_write_;
+  base::unique_fd signals_;
+  base::unique_fd reports_read_;
+  base::unique_fd reports_write_;
+  std::string reports_;               // read and not yet taken: the start of a line
+  std::vector<pid_t> reloading_;      // worker processes whose reload is awaited
+  bool reload_again_ = false;         // a SIGHUP came during the round
+  std::string reloaded_generations_;  // what the last report said
   std::size_t alive_ = 0;
   bool stopping_ = false;
   int exit_code_ = 0;
 };
+
+// Where the socket `fd` is bound (a passed one: for the start-up line and the protocol of its
+// connections).
+tcp::endpoint bound_endpoint(int fd) {
+  tcp::endpoint bound;
+  socklen_t length = static_cast<socklen_t>(bound.capacity());
+  if (::getsockname(fd, bound.data(), &length) != 0) {
+    base::throw_errno(errno, "cannot ask the address of socket", std::to_string(fd));
+  }
+  bound.resize(length);
+  return bound;
+}
 
 // Every thread of every process binds its own socket to the same port (SO_REUSEPORT). An
 // ephemeral port is chosen here, once, by a socket that holds it (bound, not listening) while the
@@ -592,11 +778,7 @@ base::unique_fd hold_ephemeral_port(tcp::endpoint& endpoint) {
       ::bind(holder.get(), endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0) {
     base::throw_errno(errno, "cannot bind", describe(endpoint));
   }
-  tcp::endpoint bound;
-  socklen_t length = static_cast<socklen_t>(bound.capacity());
-  ::getsockname(holder.get(), bound.data(), &length);
-  bound.resize(length);
-  endpoint = bound;
+  endpoint = bound_endpoint(holder.get());
   return holder;
 }
 
@@ -608,16 +790,47 @@ void check_range(Number value, Number lowest, Number highest, std::string_view f
   }
 }
 
+// Whether the server has a TLS listener: --bind-tls, or under socket activation a passed
+// "https" socket; and how messages name it.
+bool has_tls_listener(const options& opts) {
+  if (opts.passed.empty()) return !opts.tls.bind_tls.empty();
+  return std::any_of(opts.passed.begin(), opts.passed.end(),
+                     [](const passed_listener& l) { return l.tls; });
+}
+
+std::string_view tls_listener_name(const options& opts) {
+  return opts.passed.empty() ? "--bind-tls" : "a passed 'https' socket";
+}
+
+// Socket activation: the passed sockets are the listeners, whatever --bind says (its default
+// included). --bind-tls without an "https" socket would leave TLS silently unserved.
+void validate_passed(const options& opts) {
+  const bool plain = std::any_of(opts.passed.begin(), opts.passed.end(),
+                                 [](const passed_listener& l) { return !l.tls; });
+  if (!opts.tls.bind_tls.empty() && !has_tls_listener(opts)) {
+    throw base::invalid_option(
+        "--bind-tls: socket activation passed no 'https' socket (the passed sockets take the "
+        "place of --bind and --bind-tls)");
+  }
+  if (opts.tls.https_redirect && !plain) {
+    throw base::invalid_option("--https-redirect needs a passed 'http' socket");
+  }
+}
+
 // The plain listener, the TLS one, or both on two addresses.
 void validate_listeners(const options& opts) {
   const std::string& tls = opts.tls.bind_tls;
-  if (opts.bind.empty() && tls.empty()) {
+  if (opts.passed.empty() && opts.bind.empty() && tls.empty()) {
     throw base::invalid_option("--bind or --bind-tls is required");
   }
   if (!opts.http1 && !opts.http2) {
     throw base::invalid_option("--http1-disable and --http2-disable leave no protocol");
   }
   if (!opts.bind.empty()) (void)parse_bind(opts.bind);
+  if (!opts.passed.empty()) {
+    if (!tls.empty()) (void)parse_bind(tls, "--bind-tls");
+    return validate_passed(opts);
+  }
   if (tls.empty()) return;
   const auto tls_endpoint = parse_bind(tls, "--bind-tls");
   if (opts.bind.empty()) {
@@ -641,9 +854,9 @@ void validate_certificate(const certificate_files& files) {
   }
 }
 
-// A TLS listener takes its certificates from files (one or more) or makes its own; TLS flags need
-// the listener.
-void validate_tls(const tls_settings& tls) {
+// A TLS listener (`listener` names it) takes its certificates from files (one or more) or makes
+// its own; TLS flags need the listener.
+void validate_tls(const tls_settings& tls, bool has_listener, std::string_view listener) {
   const auto any = [&](std::string certificate_files::*file) {
     return std::any_of(tls.certificates.begin(), tls.certificates.end(),
                        [&](const certificate_files& f) { return !(f.*file).empty(); });
@@ -656,17 +869,17 @@ void validate_tls(const tls_settings& tls) {
       {tls.hsts, "--security-headers-tls"},
       {tls.https_redirect, "--https-redirect"},
   };
-  if (tls.bind_tls.empty()) {
+  if (!has_listener) {
     for (const auto& [given, flag] : needs_listener) {
-      if (given) throw base::invalid_option(std::string(flag) + " needs --bind-tls");
+      if (given) throw base::invalid_option(std::string(flag) + " needs " + std::string(listener));
     }
     return;
   }
   for (const auto& files : tls.certificates) validate_certificate(files);
   if (tls.certificates.empty() && !tls.self_signed) {
-    throw base::invalid_option(
-        "--bind-tls needs a certificate: --tls-bundle, --tls-public with --tls-private, or "
-        "--tls-self-signed");
+    throw base::invalid_option(std::string(listener) +
+                               " needs a certificate: --tls-bundle, --tls-public with "
+                               "--tls-private, or --tls-self-signed");
   }
   if (!tls.certificates.empty() && tls.self_signed) {
     throw base::invalid_option(
@@ -728,27 +941,43 @@ void validate(const options& opts) {
                                  std::to_string(max_timeout.count()) + " seconds");
     }
   }
-  validate_tls(opts.tls);
+  validate_tls(opts.tls, has_tls_listener(opts), tls_listener_name(opts));
   validate_listeners(opts);
 }
 
 namespace {
 
-// The listeners of the command line, with their ports chosen (`holders` keep the ephemeral ones).
+answer_settings answers_for(const options& opts, bool tls) {
+  answer_settings answers{.security_headers = opts.security_headers};
+  if (tls) answers.hsts = opts.tls.hsts;
+  return answers;
+}
+
+// The listeners: the passed sockets (plain ones first), or those of the command line with their
+// ports chosen (`holders` keep the ephemeral ones).
 listen_plan plan_listeners(const options& opts, std::vector<base::unique_fd>& holders) {
   listen_plan plan;
-  const answer_settings plain_answers{.security_headers = opts.security_headers};
-  if (!opts.bind.empty()) plan.push_back({parse_bind(opts.bind), false, plain_answers});
-  if (!opts.tls.bind_tls.empty()) {
-    plan.push_back({parse_bind(opts.tls.bind_tls, "--bind-tls"),
-                    true,
-                    {.security_headers = opts.security_headers, .hsts = opts.tls.hsts}});
+  for (const bool tls : {false, true}) {
+    for (const auto& p : opts.passed) {
+      if (p.tls == tls) plan.push_back({bound_endpoint(p.fd), tls, answers_for(opts, tls), p.fd});
+    }
   }
-  for (auto& l : plan) {
-    if (l.endpoint.port() == 0) holders.push_back(hold_ephemeral_port(l.endpoint));
+  if (opts.passed.empty()) {
+    if (!opts.bind.empty())
+      plan.push_back({parse_bind(opts.bind), false, answers_for(opts, false)});
+    if (!opts.tls.bind_tls.empty()) {
+      plan.push_back({parse_bind(opts.tls.bind_tls, "--bind-tls"), true, answers_for(opts, true)});
+    }
+    for (auto& l : plan) {
+      if (l.endpoint.port() == 0) holders.push_back(hold_ephemeral_port(l.endpoint));
+    }
   }
-  if (opts.tls.https_redirect && plan.size() == 2)
-    plan[0].answers.https_port = plan[1].endpoint.port();
+  const auto tls = std::find_if(plan.begin(), plan.end(), [](const auto& l) { return l.tls; });
+  if (opts.tls.https_redirect && tls != plan.end()) {
+    for (auto& l : plan) {
+      if (!l.tls) l.answers.https_port = tls->endpoint.port();
+    }
+  }
   return plan;
 }
 
@@ -761,23 +990,54 @@ std::vector<std::string> alpn_protocols(const options& opts) {
   return protocols;
 }
 
+// The TLS context of the plan's TLS listener, if it has one: --bind-tls, or under socket
+// activation a passed "https" socket, wherever --bind-tls says.
+std::unique_ptr<tls_context> make_server_tls(const options& opts, const listen_plan& plan) {
+  tls_settings settings = opts.tls;
+  const auto tls = std::find_if(plan.begin(), plan.end(), [](const auto& l) { return l.tls; });
+  settings.bind_tls = tls != plan.end() ? describe(tls->endpoint) : std::string();
+  return make_tls_context(settings, alpn_protocols(opts));
+}
+
+// The one process speaks for itself: the start-up line and READY=1 once it listens.
+process_events one_process_events(const service_notifier& notifier, const options& opts,
+                                  const std::string& what, const listen_plan& plan,
+                                  const tls_context* tls) {
+  const std::string on = " on " + describe_listeners(plan);
+  return {
+      .listening =
+          [&notifier, &opts, &what, &plan, tls, on](const std::string& generations) {
+            announce(opts, what, plan, tls);
+            warn_unsent(notifier, notifier.ready("serving " + generations + on));
+          },
+      .reloading = [&notifier] { warn_unsent(notifier, notifier.reloading()); },
+      .reloaded =
+          [&notifier, on](const std::string& generations) {
+            warn_unsent(notifier, notifier.ready("serving " + generations + on));
+          },
+      .stopping = [&notifier] { warn_unsent(notifier, notifier.stopping()); },
+  };
+}
+
 }  // namespace
 
 int run(const options& opts) {
   validate(opts);
+  adopt_passed_listeners(opts.passed);
   raise_descriptor_limit();
   std::vector<base::unique_fd> holders;
   const listen_plan plan = plan_listeners(opts, holders);
   // Made before any fork, so that every process shares its session-ticket keys.
-  const auto tls = make_tls_context(opts.tls, alpn_protocols(opts));
+  const auto tls = make_server_tls(opts, plan);
   site_source source(open_sites(opts));
   const std::string what = describe_sites(*source.current(), opts);
   block_serve_signals();
+  const auto notifier = service_notifier::from_environment();
   if (opts.processes == 1) {
     return serve_process(source, opts, plan, tls.get(),
-                         [&] { announce(opts, what, plan, tls.get()); });
+                         one_process_events(notifier, opts, what, plan, tls.get()));
   }
-  return supervisor(source, opts, plan, tls.get()).run(what);
+  return supervisor(source, opts, plan, tls.get(), notifier).run(what);
 }
 
 }  // namespace kawipiko::serve

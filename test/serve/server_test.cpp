@@ -227,3 +227,39 @@ TEST_CASE(
     refuses(opts, "--https-redirect needs --bind");
   }
 }
+
+TEST_CASE("passed sockets are the listeners: an https one needs a certificate, not --bind-tls",
+          "[serve]") {
+  auto opts = valid_options();
+  opts.passed = {{3, false}, {4, true}};
+  refuses(opts,
+          "a passed 'https' socket needs a certificate: --tls-bundle, --tls-public with "
+          "--tls-private, or --tls-self-signed");
+  opts.tls.certificates = {{"site.pem", {}, {}}};
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.tls.https_redirect = true;
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.bind.clear();  // nothing to bind: the passed sockets are enough
+  CHECK_NOTHROW(serve::validate(opts));
+}
+
+TEST_CASE("with passed sockets, TLS needs a passed https socket and a redirect an http one",
+          "[serve]") {
+  auto opts = valid_options();
+  opts.passed = {{3, false}};
+  opts.tls.certificates = {{"site.pem", {}, {}}};
+  refuses(opts, "--tls-bundle needs a passed 'https' socket");
+  opts.tls.certificates.clear();
+  opts.tls.bind_tls = "127.0.0.1:8443";
+  refuses(opts,
+          "--bind-tls: socket activation passed no 'https' socket (the passed sockets take the "
+          "place of --bind and --bind-tls)");
+  opts.passed = {{4, true}};
+  opts.tls.certificates = {{"site.pem", {}, {}}};
+  opts.tls.https_redirect = true;
+  refuses(opts, "--https-redirect needs a passed 'http' socket");
+  opts.tls.https_redirect = false;
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.tls.bind_tls = "nowhere";  // still a flag of the command line, checked as such
+  refuses(opts, "invalid --bind-tls 'nowhere' (expected <ip>:<port>)");
+}
