@@ -5,10 +5,9 @@
 #include <memory>
 #include <string>
 
-#include "archive/builder.hpp"
 #include "base/error.hpp"
-#include "serve/options.hpp"
 #include "serve/site.hpp"
+#include "support/site_fixture.hpp"
 #include "support/temp_folder.hpp"
 
 namespace archive = kawipiko::archive;
@@ -35,16 +34,8 @@ std::shared_ptr<const serve::site_archive> host_folders(const temp_folder& folde
   folder.write("src/a.test/_404.html", "a's 404");
   folder.write("src/*.b.test/index.html", "b");
   if (!without_default) folder.write("src/_default/index.html", "default");
-  archive::build_options build;
-  build.sources = (folder / "src").string();
-  build.archive = (folder / "site.cdb").string();
-  build.host_folders = true;
-  build.codecs = {};
-  build.jobs = 1;
-  (void)archive::build(build);
-  serve::options opts;
-  opts.archive = build.archive;
-  return std::make_shared<const serve::site_archive>(opts);
+  return std::make_shared<const serve::site_archive>(
+      kawipiko::test::archived_options(folder, {}, true));
 }
 
 // The identity body `s` answers `path` with (its entry or fallback), or "" when it has none.
@@ -96,14 +87,9 @@ TEST_CASE(
 TEST_CASE("an archive without host folders is one site, the default", "[serve][hosts]") {
   const temp_folder folder;
   folder.write("src/index.html", "whole");
-  archive::build_options build;
-  build.sources = (folder / "src").string();
-  build.archive = (folder / "site.cdb").string();
-  build.codecs = {};
-  (void)archive::build(build);
-  serve::options opts;
-  opts.archive = build.archive;
-  const auto sites = serve::sites_of(std::make_shared<const serve::site_archive>(opts), -1);
+  const auto sites = serve::sites_of(
+      std::make_shared<const serve::site_archive>(kawipiko::test::archived_options(folder, {})),
+      -1);
   CHECK(sites.hosts.empty());
   REQUIRE(sites.fallback);
   CHECK(sites.fallback->host().empty());

@@ -16,6 +16,7 @@
 #include "serve/handler.hpp"
 #include "serve/http1.hpp"
 #include "serve/parser.hpp"
+#include "support/site_fixture.hpp"
 #include "support/temp_folder.hpp"
 #include "support/tls_memory_pair.hpp"
 
@@ -127,22 +128,15 @@ TEST_CASE("parsing and answering requests allocates nothing", "[serve][hot]") {
 
 TEST_CASE("answering from the hosts of an archive of host folders allocates nothing",
           "[serve][hot][hosts]") {
-  temp_folder sources, out;
-  sources.write("a.test/index.html", compressible_text(2000));
-  sources.write("a.test/app/_wildcard.html", "spa");
-  sources.write("*.b.test/docs/index.html", "docs");
-  sources.write("_default/_404.html", "missing");
-  archive::build_options build;
-  build.sources = sources.str();
-  build.archive = (out / "site.cdb").string();
-  build.host_folders = true;
-  build.codecs = {{archive::encoding::gzip, 1}};
-  build.jobs = 1;
-  archive::build(build);
+  temp_folder folder;
+  folder.write("src/a.test/index.html", compressible_text(2000));
+  folder.write("src/a.test/app/_wildcard.html", "spa");
+  folder.write("src/*.b.test/docs/index.html", "docs");
+  folder.write("src/_default/_404.html", "missing");
+  const auto built = kawipiko::test::archived_options(folder, {{archive::encoding::gzip, 1}}, true);
 
   for (const bool indexed : {false, true}) {
-    serve::options opts;
-    opts.archive = build.archive;
+    auto opts = built;
     opts.index_paths = indexed;
     const auto sites = serve::sites_of(std::make_shared<const serve::site_archive>(opts), -1);
     serve::handler handler(sites, serve::answer_settings{});

@@ -4,8 +4,8 @@
 #include <memory>
 #include <string>
 
-#include "archive/builder.hpp"
 #include "serve/options.hpp"
+#include "support/site_fixture.hpp"
 #include "support/temp_folder.hpp"
 
 namespace archive = kawipiko::archive;
@@ -16,15 +16,7 @@ namespace {
 
 // The sources under `folder`/src archived (with host folders if asked), as options to open it.
 serve::options archived(const temp_folder& folder, bool host_folders, bool index_paths = false) {
-  archive::build_options build;
-  build.sources = (folder / "src").string();
-  build.archive = (folder / "site.cdb").string();
-  build.host_folders = host_folders;
-  build.codecs = {};
-  build.jobs = 1;
-  (void)archive::build(build);
-  serve::options opts;
-  opts.archive = build.archive;
+  auto opts = kawipiko::test::archived_options(folder, {}, host_folders);
   opts.index_paths = index_paths;
   return opts;
 }
