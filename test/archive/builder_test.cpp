@@ -689,7 +689,7 @@ TEST_CASE("with host folders listings are generated per host", "[archive][hosts]
   CHECK_FALSE(site.has("a.test/other/"));
 }
 
-TEST_CASE("host folder names are folded to lower case and need not be only hosts",
+TEST_CASE("host folder names are folded to lower case, dot-folders and leftovers skipped",
           "[archive][hosts]") {
   temp_folder sources, out;
   sources.write("Example.COM./index.html", "example");
