@@ -118,9 +118,9 @@ std::string describe(const tcp::endpoint& endpoint) {
 
 // The subject of the start-up line: "'site.cdb' (1.2 MB, 10 paths, 2 redirects, mmap) with
 // 1 process x 2 threads".
-std::string describe_site(const site& s, const std::string& path, const options& opts) {
+std::string describe_archive(const site_archive& s, const options& opts) {
   const auto& reader = s.reader();
-  std::string what = base::quote(path) + " (";
+  std::string what = base::quote(s.path()) + " (";
   char size[32];
   std::snprintf(size, sizeof size, "%.1f MB", static_cast<double>(s.size()) / 1e6);
   what += size;
@@ -138,14 +138,41 @@ std::string describe_site(const site& s, const std::string& path, const options&
   return what + ")";
 }
 
-// "'site.cdb' (…) and host example.com: 'a.cdb' (…) with 1 process x 2 threads".
+// "hosts *.b.example, _default, a.example": those of an archive of host folders, else empty.
+std::string hosts_brought(const site_archive& s) {
+  if (!s.reader().has_host_folders()) return {};
+  std::string what = "hosts ";
+  for (std::size_t i = 0; i < s.reader().hosts().size(); ++i) {
+    if (i > 0) what += ", ";
+    what += s.reader().hosts()[i];
+  }
+  return what;
+}
+
+// The archive that `from` (an archive slot: -1 for --archive, else a --host's index) brought
+// into `sites`.
+const site_archive& archive_from(const site_set& sites, int from) {
+  if (from < 0 && sites.fallback) return sites.fallback->archive();
+  for (const auto& h : sites.hosts) {
+    if (h.from == from) return h.answers->archive();
+  }
+  // Every archive brings a site: sites_of refuses one of host folders without hosts.
+  throw std::logic_error("no site from archive slot " + std::to_string(from));
+}
+
+// "'site.cdb' (…) for hosts _default, a.example and host example.com: 'a.cdb' (…) with 1
+// process x 2 threads".
 std::string describe_sites(const site_set& sites, const options& opts) {
   std::string what;
-  if (sites.fallback) what = describe_site(*sites.fallback, opts.archive, opts);
-  for (std::size_t i = 0; i < sites.hosts.size(); ++i) {
+  if (!opts.archive.empty()) {
+    const auto& archive = archive_from(sites, -1);
+    const auto hosts = hosts_brought(archive);
+    what = describe_archive(archive, opts) + (hosts.empty() ? "" : " for " + hosts);
+  }
+  for (std::size_t i = 0; i < opts.hosts.size(); ++i) {
     if (!what.empty()) what += " and ";
     what += "host " + opts.hosts[i].name + ": " +
-            describe_site(*sites.hosts[i].answers, opts.hosts[i].archive, opts);
+            describe_archive(archive_from(sites, static_cast<int>(i)), opts);
   }
   what += " with " + std::to_string(opts.processes) + " process" +
           (opts.processes > 1 ? "es" : "") + " x " + std::to_string(opts.threads) + " thread" +
@@ -261,10 +288,11 @@ void reload_certificates(tls_context* tls) {
   }
 }
 
-// Every archive the server answers from: the default one (--archive; `host` -1) and one per
-// --host, each loaded, watched and reloaded on its own.
+// Every archive the server answers from: the default one (--archive; `from` -1), whose host
+// folders, if it has any, bring its sites, and one per --host, each loaded, watched and reloaded
+// on its own.
 struct archive_slot {
-  int host;
+  int from;
   std::string path;
   std::uint64_t generation = 1;
 };
@@ -286,15 +314,19 @@ options options_for(const options& opts, const std::string& path, bool in_memory
   return one;
 }
 
-// Opens and validates every archive. Throws as site does, naming the file.
-std::shared_ptr<const site_set> open_sites(const options& opts) {
-  auto sites = std::make_shared<site_set>();
-  if (!opts.archive.empty()) sites->fallback = std::make_shared<const site>(opts);
-  for (const auto& h : opts.hosts) {
-    sites->hosts.push_back(
-        {parse_host_pattern(h.name), std::make_shared<const site>(options_for(opts, h.archive))});
+// Opens and validates the archive of slot `from`: the sites it brings. Throws as site does,
+// naming the file.
+site_set open_slot(const options& opts, int from, bool in_memory = false) {
+  if (from < 0) {
+    return sites_of(
+        std::make_shared<const site_archive>(options_for(opts, opts.archive, in_memory)), from);
   }
-  return sites;
+  const auto& h = opts.hosts.at(static_cast<std::size_t>(from));
+  site_set part;
+  part.hosts.push_back({parse_host_option(h.name),
+                        std::make_shared<const site>(options_for(opts, h.archive, in_memory)),
+                        from});
+  return part;
 }
 
 // "generation 2 of 'site.cdb', generation 1 of host example.com ('a.cdb')": what a process
@@ -304,41 +336,48 @@ std::string describe_generations(const std::vector<archive_slot>& slots, const o
   for (const auto& slot : slots) {
     if (!what.empty()) what += ", ";
     what += "generation " + std::to_string(slot.generation) + " of ";
-    if (slot.host < 0) {
+    if (slot.from < 0) {
       what += base::quote(slot.path);
     } else {
-      what += "host " + opts.hosts[static_cast<std::size_t>(slot.host)].name + " (" +
+      what += "host " + opts.hosts[static_cast<std::size_t>(slot.from)].name + " (" +
               base::quote(slot.path) + ")";
     }
   }
   return what;
 }
 
-const site* site_of(const site_set& sites, int host) {
-  return host < 0 ? sites.fallback.get()
-                  : sites.hosts.at(static_cast<std::size_t>(host)).answers.get();
+// Opens and validates every archive.
+std::shared_ptr<const site_set> open_sites(const options& opts) {
+  site_set sites;
+  for (const auto& slot : archive_slots(opts)) {
+    sites = replaced(sites, slot.from, open_slot(opts, slot.from));
+  }
+  return std::make_shared<const site_set>(std::move(sites));
 }
 
-// Opens the slot's archive anew and, once it is whole and valid, makes it the live generation of
-// that slot; one log line either way. Off the serving threads: they go on answering from the
-// current generation meanwhile.
+// Opens the slot's archive anew and, once it is whole and valid, makes the sites it brings the
+// live generation of that slot; one log line either way. Off the serving threads: they go on
+// answering from the current generation meanwhile.
 void reload_archive(site_source& source, const options& opts, archive_slot& slot) {
   const auto started = std::chrono::steady_clock::now();
   try {
-    auto next = std::make_shared<const site>(options_for(opts, slot.path));
-    const auto build = next->build_id();
-    const auto size = next->size();
-    const auto paths = std::string(next->reader().meta_value("paths"));
-    source.replace_site(slot.host, std::move(next));
+    site_set next = open_slot(opts, slot.from);
+    const auto& archive = archive_from(next, slot.from);
+    const auto build = archive.build_id();
+    const auto size = archive.size();
+    const auto paths = std::string(archive.reader().meta_value("paths"));
+    const auto hosts = hosts_brought(archive);
+    const auto shown = hosts.empty() ? hosts : ", " + hosts;
+    source.replace_from(slot.from, std::move(next));
     ++slot.generation;
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - started);
     std::fprintf(stderr,
                  "kawipiko serve: archive %s reloaded: generation %llu, %.1f MB, %s paths, "
-                 "build %s, %lld ms\n",
+                 "build %s, %lld ms%s\n",
                  base::quote(slot.path).c_str(), static_cast<unsigned long long>(slot.generation),
                  static_cast<double>(size) / 1e6, paths.c_str(), build.c_str(),
-                 static_cast<long long>(took.count()));
+                 static_cast<long long>(took.count()), shown.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kawipiko serve: warning: %s; generation %llu goes on being served\n",
                  e.what(), static_cast<unsigned long long>(slot.generation));
@@ -369,16 +408,15 @@ void move_to_memory(site_source& source, const options& opts, std::vector<archiv
   {
     const auto live = source.current();
     for (auto& slot : slots) {
-      const auto* s = site_of(*live, slot.host);
-      if (s == nullptr || s->lease_fd() != lease_fd) continue;
+      const auto& archive = archive_from(*live, slot.from);
+      if (archive.lease_fd() != lease_fd) continue;
       leased = &slot;
-      s->release_by(std::chrono::steady_clock::now() + lease_margin(base::lease_break_time()));
+      archive.release_by(std::chrono::steady_clock::now() + lease_margin(base::lease_break_time()));
     }
   }
   if (leased == nullptr) return;
   try {
-    source.replace_site(leased->host,
-                        std::make_shared<const site>(options_for(opts, leased->path, true)));
+    source.replace_from(leased->from, open_slot(opts, leased->from, true));
     ++leased->generation;
     std::fprintf(stderr,
                  "kawipiko serve: archive %s is being written in place: generation %llu is a copy "
@@ -919,7 +957,7 @@ void validate(const options& opts) {
     throw base::invalid_option("--archive or --host is required");
   }
   for (const auto& h : opts.hosts) {
-    (void)parse_host_pattern(h.name);
+    (void)parse_host_option(h.name);
     if (h.archive.empty()) throw base::invalid_option("--host " + h.name + "= names no archive");
   }
   // A profile is one process's.

@@ -1,7 +1,9 @@
 #pragma once
-// The archive a server answers from: the file (mapped or in memory), its validated reader, the
-// optional in-memory path index, and its header blocks as HTTP/2 header lists. Immutable once
-// built and shared by every thread.
+// The archives a server answers from, and the sites in them. A site_archive is one opened archive:
+// the file (mapped or in memory), its validated reader, the optional in-memory path index, and
+// its header blocks as HTTP/2 header lists. A site is what one host is answered from: the whole
+// of an archive, or (host folders) one host's part of it, whose keys have that host in front;
+// the sites of one archive share it. Both are immutable once built and shared by every thread.
 
 #include <atomic>
 #include <chrono>
@@ -20,20 +22,22 @@
 
 namespace kawipiko::serve {
 
-class site {
+class site_archive {
  public:
-  // Opens, validates and (as the options say) preloads and indexes the archive. Throws
+  // Opens, validates and (as the options say) preloads and indexes opts.archive. Throws
   // std::runtime_error / std::system_error with a one-line message naming the file.
-  explicit site(const options& opts);
+  explicit site_archive(const options& opts);
 
-  // The entry stored for `path` (a normalized request path), or for find_fallback the wildcard
-  // or error page that covers it. `corrupt` for a record that cannot be decoded or whose header
-  // block failed the check at open (answered with a 500). Thread-safe, no allocation.
-  [[nodiscard]] archive::lookup_status find(std::string_view path,
+  // The entry stored under `key` (a normalized request path, with host folders its host in
+  // front), or for find_fallback the wildcard or error page of `host` that covers `path`.
+  // `corrupt` for a record that cannot be decoded or whose header block failed the check at open
+  // (answered with a 500). Thread-safe, no allocation.
+  [[nodiscard]] archive::lookup_status find(std::string_view key,
                                             archive::entry& out) const noexcept;
-  [[nodiscard]] archive::lookup_status find_fallback(std::string_view path,
+  [[nodiscard]] archive::lookup_status find_fallback(std::string_view host, std::string_view path,
                                                      archive::entry& out) const noexcept;
 
+  [[nodiscard]] const std::string& path() const noexcept { return file_.path(); }
   [[nodiscard]] std::size_t size() const noexcept { return file_.size(); }
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return file_.bytes(); }
   // The lease guarding the mapping (base/mapped_file.hpp): its descriptor, or -1 in memory, and
@@ -65,13 +69,42 @@ class site {
   [[nodiscard]] archive::lookup_status checked(archive::lookup_status status,
                                                const archive::entry& e) const noexcept;
 
-  std::unordered_map<std::string_view, archive::entry> index_;
+  std::unordered_map<std::string_view, archive::entry> index_;  // by key
   // Malformed entries, by where their value starts (stable for the image's lifetime).
   std::unordered_set<const char*> malformed_;
   header_lists lists_;
   std::string build_id_;
   mutable std::atomic<std::chrono::steady_clock::rep> release_by_{
       std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
+};
+
+class site {
+ public:
+  // Opens opts.archive as one site, the whole of it. Throws as site_archive does, and for an
+  // archive of host folders ("'x.cdb' has host folders; give it with --archive"), whose sites
+  // host_table.hpp's sites_of gives.
+  explicit site(const options& opts);
+  // The site of `host` in `archive`: one of its reader().hosts(), or empty for the whole of an
+  // archive without host folders.
+  site(std::shared_ptr<const site_archive> archive, std::string_view host);
+
+  // The entry for `path` (a normalized request path), or the wildcard or error page that covers
+  // it; as site_archive's, within this site's host. Thread-safe, no allocation.
+  [[nodiscard]] archive::lookup_status find(std::string_view path,
+                                            archive::entry& out) const noexcept;
+  [[nodiscard]] archive::lookup_status find_fallback(std::string_view path,
+                                                     archive::entry& out) const noexcept {
+    return archive_->find_fallback(host_, path, out);
+  }
+
+  [[nodiscard]] const site_archive& archive() const noexcept { return *archive_; }
+  // The host whose site this is ("example.com", "*.example.com", "_default"), or empty.
+  [[nodiscard]] const std::string& host() const noexcept { return host_; }
+  [[nodiscard]] const header_lists& lists() const noexcept { return archive_->lists(); }
+
+ private:
+  std::shared_ptr<const site_archive> archive_;
+  std::string host_;  // in front of every key of this site; empty for a whole archive
 };
 
 }  // namespace kawipiko::serve
