@@ -42,11 +42,13 @@ int main(int argc, char** argv) {
       const auto start = std::chrono::steady_clock::now();
       {
         const kawipiko::serve::site opened(opts);  // and closed: a reload drops the old one
-        if (i == 0) std::printf("%zu header lines, %zu indexed\n", opened.lists().size(), opened.indexed());
+        if (i == 0)
+          std::printf("%zu header lines, %zu indexed\n", opened.lists().size(),
+                      opened.archive().indexed());
       }
-      times.push_back(std::chrono::duration<double, std::micro>(
-                          std::chrono::steady_clock::now() - start)
-                          .count());
+      times.push_back(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+              .count());
     }
     const double cpu = (cpu_seconds() - cpu_start) / opens * 1e6;
     std::sort(times.begin(), times.end());
