@@ -27,7 +27,7 @@ class error_category_impl final : public std::error_category {
       case errc::truncated:
         return "a position or length points past the end of the cdb image";
       case errc::bad_table:
-        return "a cdb hash table lies outside the image or overlaps the header";
+        return "a cdb hash table lies outside the image or overlaps the header or another table";
       case errc::bad_record:
         return "a cdb record lies outside the records area";
     }
@@ -94,8 +94,8 @@ reader::reader(std::span<const std::byte> image) : image_(image) {
   records_end_ = lowest_table;
 }
 
-std::optional<reader::record> reader::read_record(std::size_t position,
-                                                  std::error_code& error) const noexcept {
+std::optional<reader::record> reader::record_at(std::size_t position,
+                                                std::error_code& error) const noexcept {
   // The caller's position is trusted only after this check: records live after the header and
   // before the first table. (records_end_ <= image size, checked at construction.)
   if (position < header_size || position >= records_end_) {
@@ -146,13 +146,43 @@ std::optional<std::string_view> reader::find(std::string_view key,
     const std::size_t record_position = load_u32(image_, slot_position + 4);
     if (record_position == 0) return std::nullopt;  // an empty slot ends the chain
     if (slot_hash == key_hash) {
-      const auto found = read_record(record_position, error);
+      const auto found = record_at(record_position, error);
       if (!found) return std::nullopt;
       if (found->key == key) return found->value;
     }
     if (++slot == slots) slot = 0;
   }
   return std::nullopt;
+}
+
+std::vector<std::uint32_t> reader::slot_positions(std::error_code& error) const {
+  error = {};
+  std::size_t total = 0;
+  for (std::size_t table = 0; table < table_count; ++table) {
+    total += load_u32(image_, table * header_entry_size + 4);
+  }
+  // Tables lie one after the other after the records: more slots than fit there means some
+  // overlap, and reading them all could take 256 passes over the image.
+  if (total > (image_.size() - records_end_) / slot_size) {
+    error = errc::bad_table;
+    return {};
+  }
+  std::vector<std::uint32_t> positions;
+  positions.reserve(total / 2);  // writers fill half of each table
+  for (std::size_t table = 0; table < table_count; ++table) {
+    // Both numbers were validated at construction: the table lies inside the image.
+    const std::size_t table_position = load_u32(image_, table * header_entry_size);
+    const std::size_t slots = load_u32(image_, table * header_entry_size + 4);
+    for (std::size_t slot = 0; slot < slots; ++slot) {
+      const std::uint32_t position = load_u32(image_, table_position + slot * slot_size + 4);
+      // 0 is an empty slot; anything else outside the records area is no record (find() fails
+      // on it as bad_record).
+      if (position >= header_size && position < records_end_) positions.push_back(position);
+    }
+  }
+  std::sort(positions.begin(), positions.end());
+  positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
+  return positions;
 }
 
 std::optional<std::string_view> reader::slice(std::uint64_t position,

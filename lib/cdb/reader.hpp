@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "cdb/format.hpp"
 
@@ -21,7 +22,8 @@ enum class errc {
   ok = 0,
   truncated,   // like bad_record, but the position or length runs past the image's end
   bad_table,   // a hash table lies outside the image or overlaps the header (the
-               // constructor throws for these, so find() never sets it)
+               // constructor throws for these, so find() never sets it), or overlaps another
+               // table (only slot_positions() checks that)
   bad_record,  // a record lies outside [records_begin(), records_end()), or its
                // key/value lengths run past records_end()
 };
@@ -51,33 +53,42 @@ class reader {
   [[nodiscard]] std::optional<std::string_view> slice(std::uint64_t position,
                                                       std::uint64_t length) const noexcept;
 
-  // Iterates over every record in file order. `visit(key, value, position_of_value)` returns
-  // void. `error` is cleared on entry; a record running past records_end() stops the walk and
-  // sets it. Exceptions from `visit` propagate.
+  // Iterates over every record in file order from `from` (a record's start; by default the
+  // first record). `visit(key, value, position_of_value)` returns void. `error` is cleared on
+  // entry; a record running past records_end() stops the walk and sets it. Exceptions from
+  // `visit` propagate.
   template <class Visit>
-  void for_each(Visit&& visit, std::error_code& error) const;
+  void for_each(Visit&& visit, std::error_code& error,
+                std::size_t from = format::header_size) const;
 
- private:
   struct record {
     std::string_view key;
     std::string_view value;
     std::size_t value_position;
     std::size_t next;  // position of the next record
   };
-  // Reads the record starting at `position`; nullopt with `error` set when it is malformed.
-  [[nodiscard]] std::optional<record> read_record(std::size_t position,
-                                                  std::error_code& error) const noexcept;
+  // The record starting at `position`, checked as find() checks it; nullopt with `error` set
+  // when it is malformed. No allocation.
+  [[nodiscard]] std::optional<record> record_at(std::size_t position,
+                                                std::error_code& error) const noexcept;
 
+  // The record positions the hash tables' slots hold (every record a lookup can reach), sorted,
+  // without duplicates; those outside the records area left out. Reads the tables only, not the
+  // records. `error` is cleared on entry, set to bad_table (and nothing returned) when the
+  // tables overlap each other.
+  [[nodiscard]] std::vector<std::uint32_t> slot_positions(std::error_code& error) const;
+
+ private:
   std::span<const std::byte> image_;
   std::size_t records_end_ = format::header_size;
 };
 
 template <class Visit>
-void reader::for_each(Visit&& visit, std::error_code& error) const {
+void reader::for_each(Visit&& visit, std::error_code& error, std::size_t from) const {
   error = {};
-  std::size_t position = records_begin();
+  std::size_t position = from;
   while (position < records_end_) {
-    const auto current = read_record(position, error);
+    const auto current = record_at(position, error);
     if (!current) return;
     visit(current->key, current->value, current->value_position);
     position = current->next;

@@ -338,6 +338,64 @@ TEST_CASE("a record whose lengths run past the records area is an error, not a r
   }
 }
 
+TEST_CASE("slot_positions gives every record's start once, in file order, from the tables",
+          "[cdb]") {
+  const std::vector<entry> entries = cdb::test::sample_entries(7, 300);
+  std::vector<std::uint32_t> values;
+  const auto image = cdb::test::build_image(entries, &values);
+  const cdb::reader reader(image);
+  std::vector<std::uint32_t> starts;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    starts.push_back(values[i] - static_cast<std::uint32_t>(8 + entries[i].key.size()));
+  }
+  std::error_code error = cdb::errc::bad_record;
+  CHECK(reader.slot_positions(error) == starts);  // the writer writes records in order
+  CHECK_FALSE(error);
+
+  // for_each from one of them walks the rest.
+  std::vector<std::string> keys;
+  reader.for_each(
+      [&](std::string_view key, std::string_view, std::size_t) { keys.emplace_back(key); }, error,
+      starts[100]);
+  CHECK_FALSE(error);
+  REQUIRE(keys.size() == entries.size() - 100);
+  CHECK(keys.front() == entries[100].key);
+  CHECK(keys.back() == entries.back().key);
+  const auto record = reader.record_at(starts[5], error);
+  REQUIRE(record);
+  CHECK(record->key == entries[5].key);
+  CHECK(record->value == entries[5].value);
+  CHECK(record->next == starts[6]);
+}
+
+TEST_CASE("slot_positions leaves out slots outside the records area and the same position twice",
+          "[cdb][corrupt]") {
+  image_builder image(2048 + 32 + 4 * 8);
+  const std::size_t second = image.put_record(2048, "a", "1");
+  REQUIRE(image.put_record(second, "b", "2") <= 2048 + 32);
+  image.empty_tables_at(2048 + 32 + 4 * 8);
+  image.set_table(3, 2048 + 32, 4);
+  const std::uint32_t slots[] = {static_cast<std::uint32_t>(second), 2048 + 40, 2048,
+                                 static_cast<std::uint32_t>(second)};
+  for (std::size_t slot = 0; slot < 4; ++slot) image.put_u32(2048 + 32 + slot * 8 + 4, slots[slot]);
+  std::error_code error;
+  const auto positions = cdb::reader(image.bytes()).slot_positions(error);
+  CHECK_FALSE(error);
+  CHECK(positions == std::vector<std::uint32_t>{2048, static_cast<std::uint32_t>(second)});
+}
+
+TEST_CASE("slot_positions refuses tables that overlap each other", "[cdb][corrupt]") {
+  // Two tables of 4 slots over the same 32 bytes: more slots than fit after the records.
+  image_builder image(2048 + 16 + 4 * 8);
+  REQUIRE(image.put_record(2048, "a", "1") <= 2048 + 16);
+  image.empty_tables_at(2048 + 16 + 4 * 8);
+  image.set_table(1, 2048 + 16, 4);
+  image.set_table(2, 2048 + 16, 4);
+  std::error_code error;
+  CHECK(cdb::reader(image.bytes()).slot_positions(error).empty());
+  CHECK(error == cdb::errc::bad_table);
+}
+
 TEST_CASE("slice returns a range only when it lies inside the records area", "[cdb]") {
   std::vector<std::uint32_t> positions;
   const std::vector<entry> entries = {{"a", "first value"}, {"b", "second"}};
