@@ -94,6 +94,21 @@ reader::reader(std::span<const std::byte> image) : db_(image) {
   fallback_depth_ = parsed;
 }
 
+std::size_t reader::entries_begin(const std::vector<std::uint32_t>& slots) const noexcept {
+  std::error_code error;
+  for (auto at = slots.rbegin(); at != slots.rend(); ++at) {
+    const auto record = db_.record_at(*at, error);
+    // A slot that points at no record: for_each_entry's walk finds it if it lies after the
+    // bodies; before them, it is never an entry.
+    if (!record) continue;
+    if (record->key.starts_with(schema::body_prefix) ||
+        record->key.starts_with(schema::skip_prefix)) {
+      return record->next;
+    }
+  }
+  return db_.records_begin();
+}
+
 std::string_view reader::meta_value(std::string_view name) const noexcept {
   std::string_view rest = meta_;
   while (!rest.empty()) {

@@ -1,9 +1,13 @@
 #include "archive/reader.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdint>
 #include <cstdio>
 #include <random>
 #include <string>
+#include <system_error>
+#include <vector>
 
 #include "archive/builder.hpp"
 #include "archive/entry.hpp"
@@ -126,4 +130,94 @@ TEST_CASE("meta_value gives the value of the one meta line with that name", "[ar
   CHECK(reader.meta_value("empty").empty());
   CHECK(reader.meta_value("missing").empty());
   CHECK(reader.meta_value("b").empty());
+}
+
+TEST_CASE("for_each_entry visits the entries after the last body, as a whole walk finds them",
+          "[archive]") {
+  temp_folder sources, out;
+  sources.write("index.html", compressible_text(3000, 1));
+  sources.write("docs/a.css", compressible_text(500, 2));
+  sources.write("docs/_404.html", "missing");
+  sources.write("app/_wildcard.html", "app");
+  archive::build_options options;
+  options.sources = sources.str();
+  options.archive = (out / "site.cdb").string();
+  options.codecs = {{archive::encoding::gzip, 1}};
+  archive::build(options);
+  const std::string image = read_file(options.archive);
+  const archive::reader reader(bytes_of(image));
+
+  std::vector<std::string> walked;
+  std::size_t last_body_end = 0;
+  std::error_code error;
+  reader.database().for_each(
+      [&](std::string_view key, std::string_view value, std::size_t value_position) {
+        if (key.starts_with(schema::body_prefix) || key.starts_with(schema::skip_prefix)) {
+          last_body_end = value_position + value.size();
+        } else if (schema::is_path_key(key) || key.starts_with(schema::fallback_prefix)) {
+          walked.emplace_back(key);
+        }
+      },
+      error);
+  REQUIRE_FALSE(error);
+  std::vector<std::string> visited;
+  const auto begin = reader.for_each_entry(
+      [&](std::string_view key, std::string_view) { visited.emplace_back(key); }, error);
+  CHECK_FALSE(error);
+  CHECK(begin == last_body_end);
+  CHECK(visited == walked);
+  CHECK(std::count(visited.begin(), visited.end(), "fallback:/app/") == 1);
+}
+
+TEST_CASE("for_each_entry skips an entry stored before a body and says where it began",
+          "[archive][corrupt]") {
+  temp_folder scratch;
+  const std::string schema_value(schema::schema_value);
+  const auto image = cdb_image({{std::string(schema::schema_key), schema_value},
+                                {"/early.html", "200 1\ngarbage"},
+                                {schema::body_key(std::string(64, 'a'), "identity"), "body"},
+                                {"/late.html", "200 1\ngarbage"},
+                                {std::string(schema::meta_key), "paths=2\n"}},
+                               scratch);
+  const archive::reader reader(bytes_of(image));
+  std::vector<std::string> visited;
+  std::error_code error;
+  const auto begin = reader.for_each_entry(
+      [&](std::string_view key, std::string_view) { visited.emplace_back(key); }, error);
+  CHECK_FALSE(error);
+  CHECK(visited == std::vector<std::string>{"/late.html"});
+  CHECK(begin == image.find("/late.html") - 8);
+}
+
+TEST_CASE("for_each_entry reports a slot that points inside an entry's record",
+          "[archive][corrupt]") {
+  temp_folder scratch;
+  auto image = cdb_image({{std::string(schema::schema_key), std::string(schema::schema_value)},
+                          {schema::body_key(std::string(64, 'a'), "identity"), "body"},
+                          {"/page.html", "200 1\ngarbage"}},
+                         scratch);
+  const auto u32 = [&](std::size_t at) {
+    std::uint32_t value = 0;
+    for (std::size_t b = 4; b-- > 0;)
+      value = (value << 8) | static_cast<unsigned char>(image[at + b]);
+    return value;
+  };
+  // The slot of /page.html's record, moved one byte into it.
+  const auto record = static_cast<std::uint32_t>(image.find("/page.html") - 8);
+  std::size_t moved = 0;
+  for (std::size_t table = 0; table < 256; ++table) {
+    for (std::uint32_t slot = 0; slot < u32(table * 8 + 4); ++slot) {
+      const std::size_t at = u32(table * 8) + slot * 8 + 4;
+      if (u32(at) == record) {
+        for (std::size_t b = 0; b < 4; ++b)
+          image[at + b] = static_cast<char>((record + 1) >> (8 * b));
+        ++moved;
+      }
+    }
+  }
+  REQUIRE(moved == 1);
+  const archive::reader reader(bytes_of(image));
+  std::error_code error;
+  (void)reader.for_each_entry([](std::string_view, std::string_view) {}, error);
+  CHECK(error == kawipiko::cdb::errc::bad_record);
 }
