@@ -9,7 +9,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -18,15 +17,19 @@ namespace kawipiko::serve {
 struct header_line {
   std::string_view name;   // lower case
   std::string_view value;  // without the spaces around it
-  const char* end;         // where the line ends in the block, after its CRLF
+  const char* start;       // where the line starts in the block
+  std::uint32_t size;      // its bytes, CRLF included
   bool last;               // the block's last line
 };
 
 class header_lists {
  public:
   // Adds the lines of `block`, well-formed "Name: value\r\n" lines (archive::is_well_formed),
-  // which must outlive this object.
+  // which must outlive this object. A block added before is not added again.
   void add(std::string_view block);
+  // Adds every block of `blocks` as add() does, sizing the storage once for all their lines
+  // first (an archive's tens of thousands of lines would otherwise grow it step by step).
+  void add_all(std::span<const std::string_view> blocks);
 
   // The lines `lines` spans: a block added here or a run of its whole lines. Empty when
   // `lines` does not start a line of an added block. No allocation.
@@ -35,11 +38,24 @@ class header_lists {
   [[nodiscard]] std::size_t size() const noexcept { return lines_.size(); }
 
  private:
-  std::string_view lower(std::string_view name);
+  // One slot of the start table: the low 32 bits of a line's start (lines_ has the whole
+  // pointer, which find() reads next anyway) and the line's index plus one, 0 for an empty slot.
+  struct start_slot {
+    std::uint32_t start_bits = 0;
+    std::uint32_t line = 0;
+  };
 
-  std::vector<header_line> lines_;                         // block after block
-  std::unordered_map<const char*, std::uint32_t> starts_;  // where a line starts -> its index
-  std::unordered_set<std::string> names_;                  // lower-case names not known below
+  std::string_view lower(std::string_view name);
+  void reserve(std::size_t lines);
+  // The slot of `start`, or the empty one where it would go; starts_ must not be empty.
+  [[nodiscard]] std::size_t slot_of(const char* start) const noexcept;
+  void insert(const char* start, std::uint32_t line);
+
+  std::vector<header_line> lines_;  // block after block
+  // Where a line starts -> its index: open addressing, a power-of-two size at most half full,
+  // one allocation for all (a node per line made an open's allocations its largest cost).
+  std::vector<start_slot> starts_;
+  std::unordered_set<std::string> names_;  // lower-case names not known below
 };
 
 }  // namespace kawipiko::serve
