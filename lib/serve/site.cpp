@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "archive/schema.hpp"
 #include "base/error.hpp"
@@ -53,7 +54,8 @@ site_archive::site_archive(const options& opts)
   // Every entry is decoded and its header blocks checked once, now: the hot path then sends
   // blocks as they are (and HTTP/2 the lines split here). A malformed one is remembered and
   // answered with a 500 (and left out of the index), as the one bad record it is; the rest of the
-  // archive is served.
+  // archive is served. The walk skips the bodies (archive::reader::for_each_entry): an entry
+  // stored among them was not checked, and is answered with a 500 too.
   const bool indexing = opts.index_paths || opts.index_content;
   // The build's identity: a digest of every entry (its header blocks hold the bodies' strong
   // ETags, content hashes), taken on the way; a few MB, not the whole image.
@@ -62,11 +64,10 @@ site_archive::site_archive(const options& opts)
   if (!digest || EVP_DigestInit_ex(digest.get(), EVP_sha256(), nullptr) != 1) {
     base::throw_error("cannot digest", file_.path(), "no SHA-256");
   }
+  std::vector<std::string_view> blocks;  // split into lines once all are known
   std::error_code error;
-  reader_.database().for_each(
-      [&](std::string_view key, std::string_view value, std::size_t) {
-        const bool is_path = archive::schema::is_path_key(key);
-        if (!is_path && !key.starts_with(archive::schema::fallback_prefix)) return;
+  const std::size_t entries_begin = reader_.for_each_entry(
+      [&](std::string_view key, std::string_view value) {
         EVP_DigestUpdate(digest.get(), key.data(), key.size());
         EVP_DigestUpdate(digest.get(), value.data(), value.size());
         archive::entry entry;
@@ -75,11 +76,15 @@ site_archive::site_archive(const options& opts)
           malformed_.insert(entry.variants[0].block.data());
           return;
         }
-        for (std::size_t v = 0; v < entry.count; ++v) lists_.add(entry.variants[v].block);
-        if (indexing && is_path) index_.try_emplace(key, entry);  // the first record wins
+        for (std::size_t v = 0; v < entry.count; ++v) blocks.push_back(entry.variants[v].block);
+        if (indexing && archive::schema::is_path_key(key)) {
+          index_.try_emplace(key, entry);  // the first record wins
+        }
       },
       error);
   if (error) base::throw_error("cannot read", file_.path(), error.message());
+  lists_.add_all(blocks);
+  unseen_before_ = reinterpret_cast<const char*>(file_.bytes().data()) + entries_begin;
   unsigned char sum[EVP_MAX_MD_SIZE];
   unsigned int sum_size = 0;
   EVP_DigestFinal_ex(digest.get(), sum, &sum_size);
@@ -92,8 +97,9 @@ site_archive::site_archive(const options& opts)
 
 archive::lookup_status site_archive::checked(archive::lookup_status status,
                                              const archive::entry& e) const noexcept {
-  if (status == archive::lookup_status::found && !malformed_.empty() &&
-      malformed_.contains(e.variants[0].block.data())) {
+  if (status != archive::lookup_status::found) return status;
+  const char* const at = e.variants[0].block.data();
+  if (at < unseen_before_ || (!malformed_.empty() && malformed_.contains(at))) {
     return archive::lookup_status::corrupt;
   }
   return status;

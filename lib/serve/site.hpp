@@ -70,8 +70,10 @@ class site_archive {
                                                const archive::entry& e) const noexcept;
 
   std::unordered_map<std::string_view, archive::entry> index_;  // by key
-  // Malformed entries, by where their value starts (stable for the image's lifetime).
+  // Malformed entries, by where their first block starts (stable for the image's lifetime).
   std::unordered_set<const char*> malformed_;
+  // Where the entries the open checked begin in the image: one found before was not checked.
+  const char* unseen_before_ = nullptr;
   header_lists lists_;
   std::string build_id_;
   mutable std::atomic<std::chrono::steady_clock::rep> release_by_{

@@ -1,9 +1,13 @@
 #include "serve/site.hpp"
 
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <memory>
 #include <string>
 
+#include "archive/entry.hpp"
+#include "archive/schema.hpp"
+#include "cdb/writer.hpp"
 #include "serve/options.hpp"
 #include "support/site_fixture.hpp"
 #include "support/temp_folder.hpp"
@@ -35,7 +39,58 @@ bool has(const serve::site& s, std::string_view path) {
   return status == archive::lookup_status::found;
 }
 
+// An entry of one identity variant: `block` and the body at `position`, `length` bytes long.
+std::string entry_value(unsigned status, std::string block, std::uint32_t position = 0,
+                        std::uint32_t length = 0) {
+  const archive::variant_spec spec{
+      archive::encoding::identity, position, length, std::move(block), 0, 0, 0};
+  return archive::encode_entry(status, &spec, 1);
+}
+
+// An archive written record by record, not by the archiver: a redirect stored before the only
+// body (where the archiver never puts an entry), then two entries of that body, one with a
+// Content-Length that is not the body's.
+std::string hand_made_archive(const temp_folder& folder) {
+  namespace schema = archive::schema;
+  const auto path = (folder / "hand-made.cdb").string();
+  std::FILE* out = std::fopen(path.c_str(), "wb");
+  REQUIRE(out != nullptr);
+  {
+    kawipiko::cdb::writer writer(out, path);
+    writer.add(schema::schema_key, schema::schema_value);
+    writer.add("/early", entry_value(308, "Location: /late.txt\r\nContent-Length: 0\r\n"));
+    const auto body = writer.add(schema::body_key(std::string(64, 'a'), "identity"), "body");
+    writer.add("/late.txt", entry_value(200, "Content-Length: 4\r\n", body, 4));
+    writer.add("/bad.txt", entry_value(200, "Content-Length: 5\r\n", body, 4));
+    writer.finish();
+  }
+  std::fclose(out);
+  return path;
+}
+
 }  // namespace
+
+TEST_CASE("an entry the open did not check, stored among the bodies, or a malformed one is corrupt",
+          "[serve][site][corrupt]") {
+  const temp_folder folder;
+  serve::options opts;
+  opts.archive = hand_made_archive(folder);
+  for (const bool indexed : {false, true}) {
+    INFO("indexed " << indexed);
+    opts.index_paths = indexed;
+    const serve::site site(opts);
+    archive::entry entry;
+    CHECK(site.find("/late.txt", entry) == archive::lookup_status::found);
+    CHECK(entry.variants[0].body == "body");
+    CHECK(site.lists().find(entry.variants[0].block).size() == 1);
+    // Well-formed, but among the bodies, which the open skips: it was never checked.
+    CHECK(site.find("/early", entry) == archive::lookup_status::corrupt);
+    CHECK(site.find("/bad.txt", entry) == archive::lookup_status::corrupt);
+    CHECK(site.lists().find(entry.variants[0].block).empty());
+    CHECK(site.find("/missing", entry) == archive::lookup_status::not_found);
+    CHECK(site.archive().indexed() == (indexed ? 1u : 0u));
+  }
+}
 
 TEST_CASE("a site opened from options is the whole archive, and one of host folders is refused",
           "[serve][site]") {
