@@ -49,6 +49,11 @@
 // Location, Cache-Control and "Content-Length: 0"; their 304/partial lengths are 0.
 // Numbers in hex are lower case. Body positions lie inside the CDB records area; the reader
 // checks every one against it.
+//
+// Record order: the schema key (and kawipiko:hosts), then every body and skip mark, then the
+// entries, kawipiko:paths and kawipiko:meta (an entry holds its bodies' positions, so they come
+// first). The server relies on it: it checks only the entries after the last body
+// (reader::for_each_entry) and answers one found before it as corrupt.
 
 #include <cstddef>
 #include <cstdint>
