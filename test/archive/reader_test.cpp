@@ -43,6 +43,20 @@ std::string cdb_image(const std::vector<std::pair<std::string, std::string>>& re
   return read_file(file);
 }
 
+// A small site (a page, a folder with a stylesheet and a 404 page) added to `sources`, archived
+// with gzip into `out`: the archive's bytes.
+std::string small_site(const temp_folder& sources, const temp_folder& out) {
+  sources.write("index.html", compressible_text(3000, 1));
+  sources.write("docs/a.css", compressible_text(500, 2));
+  sources.write("docs/_404.html", "missing");
+  archive::build_options options;
+  options.sources = sources.str();
+  options.archive = (out / "site.cdb").string();
+  options.codecs = {{archive::encoding::gzip, 1}};
+  archive::build(options);
+  return read_file(options.archive);
+}
+
 }  // namespace
 
 TEST_CASE("the reader refuses what is not a kawipiko archive, saying why", "[archive][corrupt]") {
@@ -75,16 +89,8 @@ TEST_CASE("a corrupt entry is reported as corrupt, not as missing", "[archive][c
 
 TEST_CASE("every byte flipped in a built archive gives an error or an answer, never a crash",
           "[archive][corrupt]") {
-  temp_folder sources, out;
-  sources.write("index.html", compressible_text(3000, 1));
-  sources.write("docs/a.css", compressible_text(500, 2));
-  sources.write("docs/_404.html", "missing");
-  archive::build_options options;
-  options.sources = sources.str();
-  options.archive = (out / "site.cdb").string();
-  options.codecs = {{archive::encoding::gzip, 1}};
-  archive::build(options);
-  const std::string good = read_file(options.archive);
+  const temp_folder sources, out;
+  const std::string good = small_site(sources, out);
   const std::vector<std::string> paths = {"/",           "/index.html",  "/index",
                                           "/docs/a.css", "/docs/a.css/", "/docs"};
   std::mt19937 random(3);
@@ -134,17 +140,9 @@ TEST_CASE("meta_value gives the value of the one meta line with that name", "[ar
 
 TEST_CASE("for_each_entry visits the entries after the last body, as a whole walk finds them",
           "[archive]") {
-  temp_folder sources, out;
-  sources.write("index.html", compressible_text(3000, 1));
-  sources.write("docs/a.css", compressible_text(500, 2));
-  sources.write("docs/_404.html", "missing");
+  const temp_folder sources, out;
   sources.write("app/_wildcard.html", "app");
-  archive::build_options options;
-  options.sources = sources.str();
-  options.archive = (out / "site.cdb").string();
-  options.codecs = {{archive::encoding::gzip, 1}};
-  archive::build(options);
-  const std::string image = read_file(options.archive);
+  const std::string image = small_site(sources, out);
   const archive::reader reader(bytes_of(image));
 
   std::vector<std::string> walked;
