@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "archive/compress.hpp"
+#include "archive/redirect_matcher.hpp"
 #include "serve/certificate_names.hpp"
 #include "serve/host_table.hpp"
 #include "serve/response.hpp"
@@ -70,13 +71,16 @@ struct answer_settings {
   unsigned https_port = 0;
 };
 
+// The room a handler keeps for the Location or path a `_redirects` pattern rule makes: more than
+// a redirect may copy (max_copied_value), so that a longer one is refused without allocating.
+inline constexpr std::size_t max_rule_target = 2 * max_copied_value;
+
 class handler {
  public:
   // Answers from `s` alone, whatever the host (tests, fuzzing). `s` must outlive the handler.
   handler(const site& s, const answer_settings& settings);
-  // Answers from the sites of `sites`, chosen by the request's host.
-  handler(const site_set& sites, const answer_settings& settings) noexcept
-      : sites_(&sites), settings_(settings) {}
+  // Answers from the sites of `sites`, chosen by the request's host. Throws std::bad_alloc.
+  handler(const site_set& sites, const answer_settings& settings);
 
   // Answers from `sites` from now on (a reload); they must outlive their use.
   void use(const site_set& sites) noexcept { sites_ = &sites; }
@@ -101,6 +105,10 @@ class handler {
   const site* answering_ = nullptr;
   answer_settings settings_;
   std::array<char, 8192> path_{};
+  // A pattern rule's match, its target's room kept from one request to the next (no allocation
+  // unless a Location grows past it), and the normalized path of a rewrite's target.
+  archive::redirect_match match_;
+  std::array<char, 8192> rewrite_path_{};
 };
 
 }  // namespace kawipiko::serve

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <functional>
 #include <list>
 #include <new>
 #include <string>
@@ -132,8 +133,13 @@ class stream_writer final : public response_writer {
   void lines(std::string_view block) noexcept override {
     const auto& fixed = constants();
     std::span<const header_line> found;
-    if (block.data() == constant_lines::security.data()) {
+    const auto security = constant_lines::security;
+    const std::less<const char*> before;
+    if (block.data() == security.data() && block.size() == security.size()) {
       found = fixed.security;
+    } else if (!before(block.data(), security.data()) &&
+               before(block.data(), security.data() + security.size())) {
+      found = fixed.lists.find(block);  // some of its lines (an entry has its own of the others)
     } else if (block.data() == constant_lines::hsts.data()) {
       found = fixed.hsts;
     } else {

@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,16 +18,25 @@
 #include <unordered_set>
 
 #include "archive/reader.hpp"
+#include "archive/redirect_matcher.hpp"
 #include "base/mapped_file.hpp"
 #include "serve/header_lists.hpp"
 #include "serve/options.hpp"
 
 namespace kawipiko::serve {
 
+// A site's `_redirects` rules matched at serve time (schema.hpp: "rules:<host>" and
+// "forced-rules:<host>"), checked when the archive is opened; views into it.
+struct site_rules {
+  std::optional<archive::redirect_matcher> patterns;  // tried when a path has no entry
+  std::optional<archive::redirect_matcher> forced;    // tried first on entries flagged for them
+};
+
 class site_archive {
  public:
-  // Opens, validates and (as the options say) preloads and indexes opts.archive. Throws
-  // std::runtime_error / std::system_error with a one-line message naming the file.
+  // Opens, validates and (as the options say) preloads and indexes opts.archive, and checks the
+  // rule blobs of its sites. Throws std::runtime_error / std::system_error with a one-line
+  // message naming the file (a corrupt rules blob refuses the whole archive).
   explicit site_archive(const options& opts);
 
   // The entry stored under `key` (a normalized request path, with host folders its host in
@@ -51,6 +62,9 @@ class site_archive {
   [[nodiscard]] const std::string& build_id() const noexcept { return build_id_; }
   // Every well-formed block of the archive, split into lines once, for HTTP/2.
   [[nodiscard]] const header_lists& lists() const noexcept { return lists_; }
+  // The serve-time rules of the site of `host` (empty: the whole archive's), or null when it has
+  // none.
+  [[nodiscard]] const site_rules* rules_of(std::string_view host) const noexcept;
 
   // A writer waits on this mapping's lease, and the kernel breaks the lease itself after
   // lease-break-time: whatever still sends from the mapping by `when` is cut then (the worker's
@@ -68,11 +82,13 @@ class site_archive {
   archive::reader reader_;
   [[nodiscard]] archive::lookup_status checked(archive::lookup_status status,
                                                const archive::entry& e) const noexcept;
+  void open_rules();
 
   std::unordered_map<std::string_view, archive::entry> index_;  // by key
   // Malformed entries, by where their value starts (stable for the image's lifetime).
   std::unordered_set<const char*> malformed_;
   header_lists lists_;
+  std::map<std::string, site_rules, std::less<>> rules_;  // by host; only sites that have some
   std::string build_id_;
   mutable std::atomic<std::chrono::steady_clock::rep> release_by_{
       std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
@@ -101,10 +117,19 @@ class site {
   // The host whose site this is ("example.com", "*.example.com", "_default"), or empty.
   [[nodiscard]] const std::string& host() const noexcept { return host_; }
   [[nodiscard]] const header_lists& lists() const noexcept { return archive_->lists(); }
+  // The site's pattern rules, tried when a path has no entry, and its forced rules, tried first
+  // on entries flagged for them; null when it has none.
+  [[nodiscard]] const archive::redirect_matcher* rules() const noexcept {
+    return rules_ != nullptr && rules_->patterns ? &*rules_->patterns : nullptr;
+  }
+  [[nodiscard]] const archive::redirect_matcher* forced_rules() const noexcept {
+    return rules_ != nullptr && rules_->forced ? &*rules_->forced : nullptr;
+  }
 
  private:
   std::shared_ptr<const site_archive> archive_;
   std::string host_;  // in front of every key of this site; empty for a whole archive
+  const site_rules* rules_ = nullptr;
 };
 
 }  // namespace kawipiko::serve
