@@ -1,10 +1,11 @@
 #pragma once
 // The I/O-free heart of the server: one parsed request in, one response described to a
 // response_writer (response.hpp), which the protocol serializes. It looks the path up in the
-// site, negotiates the encoding, evaluates If-Match, If-None-Match, Range and If-Range, and
-// describes the status, the archive's precomputed header lines, the few made-up fields and the
-// body slices. It knows no protocol: HTTP/1.1 and HTTP/2 serialize the same description. No
-// allocation, no exception, no system call.
+// site (trying the site's `_redirects` pattern rules when it misses, before the fallbacks, and
+// its forced rules first on the entries flagged for them), negotiates the encoding, evaluates
+// If-Match, If-None-Match, Range and If-Range, and describes the status, the archive's precomputed
+// header lines, the few made-up fields and the body slices. It knows no protocol: HTTP/1.1 and
+// HTTP/2 serialize the same description. No allocation, no exception, no system call.
 
 #include <array>
 #include <cstdint>

@@ -1,9 +1,10 @@
 #pragma once
 // The archives a server answers from, and the sites in them. A site_archive is one opened archive:
-// the file (mapped or in memory), its validated reader, the optional in-memory path index, and
-// its header blocks as HTTP/2 header lists. A site is what one host is answered from: the whole
-// of an archive, or (host folders) one host's part of it, whose keys have that host in front;
-// the sites of one archive share it. Both are immutable once built and shared by every thread.
+// the file (mapped or in memory), its validated reader, the optional in-memory path index, its
+// header blocks as HTTP/2 header lists, and its sites' `_redirects` matchers. A site is what one
+// host is answered from: the whole of an archive, or (host folders) one host's part of it, whose
+// keys have that host in front; the sites of one archive share it. Both are immutable once built
+// and shared by every thread.
 
 #include <atomic>
 #include <chrono>

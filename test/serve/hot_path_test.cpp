@@ -162,6 +162,45 @@ TEST_CASE("answering from the hosts of an archive of host folders allocates noth
   }
 }
 
+TEST_CASE("_redirects rules answer, and miss, without allocating", "[serve][hot][rules]") {
+  temp_folder folder;
+  folder.write("src/index.html", compressible_text(2000));
+  folder.write("src/en/404.html", "en missing");
+  folder.write("src/_redirects",
+               "/old /index.html 301\n"
+               "/news/:year/:slug /blog/:year-:slug.html 302\n"
+               "/files/* /archive/:splat 307\n"
+               "/app/* /index.html 200\n"
+               "/en/* /en/404.html 404\n"
+               "https://old.test/* https://new.test/:splat 301!\n");
+  folder.write("src/_headers", "/*\n  X-Frame-Options: DENY\n");
+  const auto opts = kawipiko::test::archived_options(folder, {{archive::encoding::gzip, 1}});
+  const serve::site site(opts);
+  serve::handler handler(site, serve::answer_settings{});
+  auto out_batch = std::make_unique<serve::output>();
+  const std::vector<std::pair<std::string, unsigned>> requests = {
+      {"GET /old?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", 301},
+      {"GET /news/2024/a%20b?utm=1 HTTP/1.1\r\nHost: a\r\n\r\n", 302},
+      {"GET /files/a/b/c HTTP/1.1\r\nHost: a\r\n\r\n", 307},
+      {"GET /app/x/y HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n", 200},
+      {"GET /en/gone HTTP/1.1\r\nHost: a\r\n\r\n", 404},
+      {"GET /index.html HTTP/1.1\r\nHost: old.test\r\n\r\n", 301},
+      {"GET /index.html HTTP/1.1\r\nHost: new.test\r\n\r\n", 200},
+      {"GET /nothing/here HTTP/1.1\r\nHost: a\r\n\r\n", 404},
+  };
+  const auto before = allocations.load();
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& [text, status] : requests) {
+      out_batch->clear();
+      serve::request req;
+      REQUIRE(serve::parse_request(text, 16 * 1024, req).status == serve::parse_status::complete);
+      serve::http1_writer w(*out_batch, "Date: x\r\n", serve::connection_end::as_requested, req);
+      CHECK(handler.respond(req, w).status == status);
+    }
+  }
+  CHECK(allocations.load() - before == 0);
+}
+
 TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without allocating",
           "[serve][hot]") {
   temp_folder sources, out;
