@@ -126,6 +126,28 @@ TEST_CASE("parsing and answering requests allocates nothing", "[serve][hot]") {
   }
 }
 
+namespace {
+
+// Answers each of `requests` (raw HTTP/1.1, the status it must get) three times through
+// `handler` into one batch; returns how many allocations the answers made.
+std::size_t allocations_answering(serve::handler& handler,
+                                  const std::vector<std::pair<std::string, unsigned>>& requests) {
+  auto out_batch = std::make_unique<serve::output>();
+  const auto before = allocations.load();
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& [text, status] : requests) {
+      out_batch->clear();
+      serve::request req;
+      REQUIRE(serve::parse_request(text, 16 * 1024, req).status == serve::parse_status::complete);
+      serve::http1_writer w(*out_batch, "Date: x\r\n", serve::connection_end::as_requested, req);
+      CHECK(handler.respond(req, w).status == status);
+    }
+  }
+  return allocations.load() - before;
+}
+
+}  // namespace
+
 TEST_CASE("answering from the hosts of an archive of host folders allocates nothing",
           "[serve][hot][hosts]") {
   temp_folder folder;
@@ -140,25 +162,15 @@ TEST_CASE("answering from the hosts of an archive of host folders allocates noth
     opts.index_paths = indexed;
     const auto sites = serve::sites_of(std::make_shared<const serve::site_archive>(opts), -1);
     serve::handler handler(sites, serve::answer_settings{});
-    auto out_batch = std::make_unique<serve::output>();
-    const std::vector<std::pair<std::string, unsigned>> requests = {
-        {"GET / HTTP/1.1\r\nHost: A.test:8080\r\nAccept-Encoding: gzip\r\n\r\n", 200},
-        {"GET /app/deep/link HTTP/1.1\r\nHost: a.test\r\n\r\n", 200},
-        {"GET /docs HTTP/1.1\r\nHost: x.b.test\r\n\r\n", 308},
-        {"GET /docs/ HTTP/1.1\r\nHost: x.b.test\r\n\r\n", 200},
-        {"GET /docs/ HTTP/1.1\r\nHost: other.org\r\n\r\n", 404},
-    };
-    const auto before = allocations.load();
-    for (int round = 0; round < 3; ++round) {
-      for (const auto& [text, status] : requests) {
-        out_batch->clear();
-        serve::request req;
-        REQUIRE(serve::parse_request(text, 16 * 1024, req).status == serve::parse_status::complete);
-        serve::http1_writer w(*out_batch, "Date: x\r\n", serve::connection_end::as_requested, req);
-        CHECK(handler.respond(req, w).status == status);
-      }
-    }
-    CHECK(allocations.load() - before == 0);
+    CHECK(allocations_answering(
+              handler,
+              {
+                  {"GET / HTTP/1.1\r\nHost: A.test:8080\r\nAccept-Encoding: gzip\r\n\r\n", 200},
+                  {"GET /app/deep/link HTTP/1.1\r\nHost: a.test\r\n\r\n", 200},
+                  {"GET /docs HTTP/1.1\r\nHost: x.b.test\r\n\r\n", 308},
+                  {"GET /docs/ HTTP/1.1\r\nHost: x.b.test\r\n\r\n", 200},
+                  {"GET /docs/ HTTP/1.1\r\nHost: other.org\r\n\r\n", 404},
+              }) == 0);
   }
 }
 
@@ -177,28 +189,17 @@ TEST_CASE("_redirects rules answer, and miss, without allocating", "[serve][hot]
   const auto opts = kawipiko::test::archived_options(folder, {{archive::encoding::gzip, 1}});
   const serve::site site(opts);
   serve::handler handler(site, serve::answer_settings{});
-  auto out_batch = std::make_unique<serve::output>();
-  const std::vector<std::pair<std::string, unsigned>> requests = {
-      {"GET /old?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", 301},
-      {"GET /news/2024/a%20b?utm=1 HTTP/1.1\r\nHost: a\r\n\r\n", 302},
-      {"GET /files/a/b/c HTTP/1.1\r\nHost: a\r\n\r\n", 307},
-      {"GET /app/x/y HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n", 200},
-      {"GET /en/gone HTTP/1.1\r\nHost: a\r\n\r\n", 404},
-      {"GET /index.html HTTP/1.1\r\nHost: old.test\r\n\r\n", 301},
-      {"GET /index.html HTTP/1.1\r\nHost: new.test\r\n\r\n", 200},
-      {"GET /nothing/here HTTP/1.1\r\nHost: a\r\n\r\n", 404},
-  };
-  const auto before = allocations.load();
-  for (int round = 0; round < 3; ++round) {
-    for (const auto& [text, status] : requests) {
-      out_batch->clear();
-      serve::request req;
-      REQUIRE(serve::parse_request(text, 16 * 1024, req).status == serve::parse_status::complete);
-      serve::http1_writer w(*out_batch, "Date: x\r\n", serve::connection_end::as_requested, req);
-      CHECK(handler.respond(req, w).status == status);
-    }
-  }
-  CHECK(allocations.load() - before == 0);
+  CHECK(allocations_answering(
+            handler, {
+                         {"GET /old?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", 301},
+                         {"GET /news/2024/a%20b?utm=1 HTTP/1.1\r\nHost: a\r\n\r\n", 302},
+                         {"GET /files/a/b/c HTTP/1.1\r\nHost: a\r\n\r\n", 307},
+                         {"GET /app/x/y HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n", 200},
+                         {"GET /en/gone HTTP/1.1\r\nHost: a\r\n\r\n", 404},
+                         {"GET /index.html HTTP/1.1\r\nHost: old.test\r\n\r\n", 301},
+                         {"GET /index.html HTTP/1.1\r\nHost: new.test\r\n\r\n", 200},
+                         {"GET /nothing/here HTTP/1.1\r\nHost: a\r\n\r\n", 404},
+                     }) == 0);
 }
 
 TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without allocating",
