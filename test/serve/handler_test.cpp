@@ -19,8 +19,8 @@
 #include "serve/parser.hpp"
 #include "serve/site.hpp"
 #include "support/served_site.hpp"
-#include "support/site_fixture.hpp"
 #include "support/server_process.hpp"
+#include "support/site_fixture.hpp"
 #include "support/temp_folder.hpp"
 
 namespace archive = kawipiko::archive;
