@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libboost1.81-all-dev zlib1g-dev libbrotli-dev libssl-dev libnghttp2-dev catch2
+  libboost1.81-all-dev zlib1g-dev libbrotli-dev libssl-dev libnghttp2-dev libseccomp-dev catch2
   tinycdb python3.11-doc chromium curl bc libgoogle-perftools4 slowhttptest gzip brotli
   openssl  # the command-line tool: the TLS tests make their certificates with it
   testssl.sh  # the TLS end-to-end test scans the server with it
