@@ -70,6 +70,7 @@ po::options_description serve_flags(serve::options& o, bool& mmap) {
   const serve::options d;
   serve::limits& l = o.limits;
   serve::tls_settings& t = o.tls;
+  serve::confinement& c = o.confine;
   return describe({
       {"archive", stores(o.archive, "<path>"),
        "the archive to serve (with --host: the default site, for hosts that match none)"},
@@ -129,6 +130,15 @@ po::options_description serve_flags(serve::options& o, bool& mmap) {
       {"max-connections", stores(l.connections, "<n>"),
        "open connections per process; past it new ones are closed at once (default: as many as "
        "the descriptor limit allows)"},
+      {"user", stores(c.user, "<name>"),
+       "once listening with the archives and certificates open, run as this user (needs root)"},
+      {"group", stores(c.group, "<name>"), "with --user: this group, not the user's primary one"},
+      {"sandbox", sets(c.sandbox),
+       "once serving: read only the archives' and certificates' folders (Landlock) and make only "
+       "the system calls serving needs (seccomp)"},
+      {"seccomp-enable", sets(c.sandbox), "the same as --sandbox"},
+      {"limit-memory", stores(c.memory_mib, "<MiB>"),
+       "address space per process (RLIMIT_AS, RLIMIT_DATA); the archives must fit in it"},
       {"debug", sets(o.debug), "log one line per request on stderr"},
       {"quiet", sets(o.quiet), "no start-up line"},
       {"help,h", nullptr, "show this help"},

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,15 @@ struct tls_settings {
   bool https_redirect = false;  // --https-redirect: the plain listener answers 308 to https
 };
 
+// What each serving process gives up once it listens and has its archives and certificates open
+// (serve/confinement.hpp), and the memory it may use. Checked by serve::validate.
+struct confinement {
+  std::string user;      // --user: the account to run as from then on; empty: stay as started
+  std::string group;     // --group: instead of the user's primary group (needs --user)
+  bool sandbox = false;  // --sandbox, --seccomp-enable: Landlock and a seccomp allow-list
+  std::optional<std::size_t> memory_mib;  // --limit-memory: RLIMIT_AS and RLIMIT_DATA, in MiB
+};
+
 // --host <name>=<archive>: a virtual host (host_table.hpp says how names match).
 struct virtual_host {
   std::string name;     // "example.com" or "*.example.com"
@@ -60,6 +70,7 @@ struct options {
   bool http2 = true;  // --http2-disable: HTTP/1.1 only (ALPN http/1.1; no h2c)
   struct limits limits;
   tls_settings tls;
+  confinement confine;
 };
 
 }  // namespace kawipiko::serve

@@ -31,6 +31,7 @@
 #include "base/mapped_file.hpp"
 #include "base/unique_fd.hpp"
 #include "serve/archive_watch.hpp"
+#include "serve/confinement.hpp"
 #include "serve/host_table.hpp"
 #include "serve/site.hpp"
 #include "serve/site_source.hpp"
@@ -113,6 +114,14 @@ std::string describe(const tcp::endpoint& endpoint) {
   return where;
 }
 
+// Where a site's bytes are: "mmap", "in memory", or why a mapping could not be had.
+std::string storage_of(const site& s, const options& opts) {
+  if (opts.in_memory || opts.index_content) return "in memory";
+  if (s.lease_fd() >= 0) return "mmap";
+  // A mapping that could not be guarded would die of a truncation: a private copy it is.
+  return "in memory: no read lease on the file (" + s.lease_refused() + ")";
+}
+
 // The subject of the start-up line: "'site.cdb' (1.2 MB, 10 paths, 2 redirects, mmap) with
 // 1 process x 2 threads".
 std::string describe_site(const site& s, const std::string& path, const options& opts) {
@@ -122,15 +131,8 @@ std::string describe_site(const site& s, const std::string& path, const options&
   std::snprintf(size, sizeof size, "%.1f MB", static_cast<double>(s.size()) / 1e6);
   what += size;
   what += ", " + std::string(reader.meta_value("paths")) + " paths, " +
-          std::string(reader.meta_value("redirects")) + " redirects, build " + s.build_id() + ", ";
-  if (opts.in_memory || opts.index_content) {
-    what += "in memory";
-  } else if (s.lease_fd() >= 0) {
-    what += "mmap";
-  } else {
-    // A mapping that could not be guarded would die of a truncation: a private copy it is.
-    what += "in memory: no read lease on the file (" + s.lease_refused() + ")";
-  }
+          std::string(reader.meta_value("redirects")) + " redirects, build " + s.build_id() + ", " +
+          storage_of(s, opts);
   if (s.indexed() > 0) what += ", " + std::to_string(s.indexed()) + " indexed";
   return what + ")";
 }
@@ -269,15 +271,16 @@ void reload_archive(site_source& source, const options& opts, archive_slot& slot
     const auto build = next->build_id();
     const auto size = next->size();
     const auto paths = std::string(next->reader().meta_value("paths"));
+    const auto storage = storage_of(*next, opts);
     source.replace_site(slot.host, std::move(next));
     ++slot.generation;
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - started);
     std::fprintf(stderr,
                  "kawipiko serve: archive %s reloaded: generation %llu, %.1f MB, %s paths, "
-                 "build %s, %lld ms\n",
+                 "build %s, %s, %lld ms\n",
                  base::quote(slot.path).c_str(), static_cast<unsigned long long>(slot.generation),
-                 static_cast<double>(size) / 1e6, paths.c_str(), build.c_str(),
+                 static_cast<double>(size) / 1e6, paths.c_str(), build.c_str(), storage.c_str(),
                  static_cast<long long>(took.count()));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kawipiko serve: warning: %s; generation %llu goes on being served\n",
@@ -394,6 +397,7 @@ int serve_process(site_source& source, const options& opts, const listen_plan& p
   const workers_list workers = start_workers(source, opts, plan, connections, tls);
   cap_connections(workers, opts);
   main_loop waiting(source, opts, tls);
+  confine(opts);  // bound, open, and still one thread: --user, --sandbox
   listening();
   std::vector<std::thread> threads;
   for (const auto& w : workers) threads.emplace_back([&w] { w->run(); });
@@ -697,6 +701,7 @@ void validate(const options& opts) {
   }
   validate_tls(opts.tls);
   validate_listeners(opts);
+  validate_confinement(opts);
 }
 
 namespace {
@@ -732,6 +737,7 @@ std::vector<std::string> alpn_protocols(const options& opts) {
 
 int run(const options& opts) {
   validate(opts);
+  prepare_confinement(opts);  // before anything is opened: --user can be, --limit-memory
   raise_descriptor_limit();
   std::vector<base::unique_fd> holders;
   const listen_plan plan = plan_listeners(opts, holders);

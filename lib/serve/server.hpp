@@ -23,12 +23,15 @@ namespace kawipiko::serve {
 // timeout or the shutdown grace not in (0, 86400] seconds, a --bind or --bind-tls parse_bind
 // refuses, neither of them, both on one address; and for TLS: --bind-tls without exactly one
 // certificate source (--tls-bundle, --tls-public with --tls-private, --tls-self-signed), a TLS
-// flag without --bind-tls, --https-redirect without both listeners. Throws
-// base::invalid_option naming the flag. run() calls it first; a command line may call it earlier
+// flag without --bind-tls, --https-redirect without both listeners; and what
+// validate_confinement refuses (confinement.hpp: an unknown --user or --group, --group alone,
+// --sandbox with a profile, --limit-memory out of range). Throws base::invalid_option naming
+// the flag. run() calls it first; a command line may call it earlier
 // (before starting a profiler, say).
 void validate(const options& opts);
 
-// Serves until SIGINT/SIGTERM. Throws base::invalid_option for what validate() refuses, and
+// Serves until SIGINT/SIGTERM; each serving process gives up what --user and --sandbox say once
+// it listens (confinement.hpp). Throws base::invalid_option for what validate() refuses, and
 // std::runtime_error / std::system_error (one line, naming the file or address) for anything that
 // fails before serving starts.
 int run(const options& opts);
