@@ -374,6 +374,28 @@ archive::lookup_status look_up(const site& s, std::string_view path,
   return s.find_fallback(path, entry);
 }
 
+// The answer of site `s` for `path` (normalized).
+response_info answer_from(reply& r, const request& req, const site& s,
+                          std::string_view path) noexcept {
+  archive::entry entry;
+  const auto found = look_up(s, path, entry);
+  if (found == archive::lookup_status::corrupt) return error(r, 500);
+  if (found == archive::lookup_status::not_found) return error(r, 404);
+
+  if (entry.status == 308) return redirect(r, req.target, entry.variants[0]);
+  const auto& v = entry.variants[pick_variant(req, entry)];
+  if (entry.status != 200) return stored_page(r, entry.status, v);
+  // The preconditions in RFC 9110 §13.2.2's order: If-Match (strong comparison), then
+  // If-None-Match (weak), then If-Range. Without a stored ETag only "*" can match (the resource
+  // exists). If-Unmodified-Since (and If-Modified-Since) are deliberately never read: the archive
+  // stores no modification dates, and §13.1.4 says a server without one must ignore the field.
+  if (req.has_if_match && !http::if_match(req.if_match, v.etag)) return error(r, 412);
+  if (req.has_if_none_match && http::if_none_match(req.if_none_match, v.etag)) {
+    return not_modified(r, v);
+  }
+  return ranges_or_full(r, req, v);
+}
+
 }  // namespace
 
 handler::handler(const site& s, const answer_settings& settings)
@@ -400,25 +422,13 @@ response_info handler::respond(const request& req, response_writer& w) noexcept 
   // The site by the name the request was sent to: absolute-form's authority (RFC 9112 §3.2.2),
   // else Host (or :authority).
   std::array<char, 256> name_room{};
-  answering_ = sites_->find(normalized_host(host_of(req), name_room));
+  const int host = sites_->find_host(normalized_host(host_of(req), name_room));
+  answering_ = sites_->at(host);
   if (answering_ == nullptr) return error(r, 421);  // no site here for that name
-  archive::entry entry;
-  const auto found = look_up(*answering_, {path_.data(), path_size}, entry);
-  if (found == archive::lookup_status::corrupt) return error(r, 500);
-  if (found == archive::lookup_status::not_found) return error(r, 404);
-
-  if (entry.status == 308) return redirect(r, req.target, entry.variants[0]);
-  const auto& v = entry.variants[pick_variant(req, entry)];
-  if (entry.status != 200) return stored_page(r, entry.status, v);
-  // The preconditions in RFC 9110 §13.2.2's order: If-Match (strong comparison), then
-  // If-None-Match (weak), then If-Range. Without a stored ETag only "*" can match (the resource
-  // exists). If-Unmodified-Since (and If-Modified-Since) are deliberately never read: the archive
-  // stores no modification dates, and §13.1.4 says a server without one must ignore the field.
-  if (req.has_if_match && !http::if_match(req.if_match, v.etag)) return error(r, 412);
-  if (req.has_if_none_match && http::if_none_match(req.if_none_match, v.etag)) {
-    return not_modified(r, v);
-  }
-  return ranges_or_full(r, req, v);
+  auto info = answer_from(r, req, *answering_, {path_.data(), path_size});
+  info.host = host;
+  info.generation = answering_->generation();
+  return info;
 }
 
 response_info handler::respond_error(unsigned status, body_mode body, response_writer& w) noexcept {

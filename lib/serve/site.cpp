@@ -31,7 +31,8 @@ archive::reader open_reader(const base::mapped_file& file) {
 
 }  // namespace
 
-site::site(const options& opts) : file_(open_file(opts)), reader_(open_reader(file_)) {
+site::site(const options& opts, std::uint64_t generation)
+    : file_(open_file(opts)), reader_(open_reader(file_)), generation_(generation) {
   // Every entry is decoded and its header blocks checked once, now: the hot path then sends
   // blocks as they are (and HTTP/2 the lines split here). A malformed one is remembered and
   // answered with a 500 (and left out of the index), as the one bad record it is; the rest of the

@@ -4,6 +4,7 @@
 // built and shared by every thread.
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -22,7 +23,8 @@ class site {
  public:
   // Opens, validates and (as the options say) preloads and indexes the archive. Throws
   // std::runtime_error / std::system_error with a one-line message naming the file.
-  explicit site(const options& opts);
+  // `generation`: which load of its archive this is (1 at start, then one more per reload).
+  explicit site(const options& opts, std::uint64_t generation = 1);
 
   // The entry stored for `path` (a normalized request path), or for find_fallback the wildcard
   // or error page that covers it. `corrupt` for a record that cannot be decoded or whose header
@@ -43,6 +45,7 @@ class site {
   // 16 hex digits naming the build: a SHA-256 of every entry (paths, header blocks, ETags),
   // so two archives of the same sources and settings have the same one.
   [[nodiscard]] const std::string& build_id() const noexcept { return build_id_; }
+  [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
   // Every well-formed block of the archive, split into lines once, for HTTP/2.
   [[nodiscard]] const header_lists& lists() const noexcept { return lists_; }
 
@@ -57,6 +60,7 @@ class site {
   std::unordered_set<const char*> malformed_;
   header_lists lists_;
   std::string build_id_;
+  std::uint64_t generation_;
 };
 
 }  // namespace kawipiko::serve
