@@ -129,6 +129,12 @@ po::options_description serve_flags(serve::options& o, bool& mmap) {
       {"max-connections", stores(l.connections, "<n>"),
        "open connections per process; past it new ones are closed at once (default: as many as "
        "the descriptor limit allows)"},
+      {"access-log", stores(o.access_log, "<path|->"),
+       "append one line per answered request to this file (- for stdout); SIGUSR1 reopens it"},
+      {"access-log-format", po::value<std::string>()->value_name("combined|json"),
+       "the access log's lines: Apache's and nginx's combined (the default), or JSON"},
+      {"metrics-bind", stores(o.metrics_bind, "<ip>:<port>"),
+       "address to answer /metrics (Prometheus), /healthz and /readyz on"},
       {"debug", sets(o.debug), "log one line per request on stderr"},
       {"quiet", sets(o.quiet), "no start-up line"},
       {"help,h", nullptr, "show this help"},
@@ -152,6 +158,15 @@ int run(int argc, char** argv) {
   if (opts.limits.requests_per_connection == 0 ||
       (values.count("max-connections") != 0 && opts.limits.connections == 0)) {
     throw usage_error("--max-requests-per-connection and --max-connections must be at least 1");
+  }
+  if (values.count("access-log-format") != 0) {
+    if (opts.access_log.empty()) throw usage_error("--access-log-format needs --access-log");
+    const auto format = values["access-log-format"].as<std::string>();
+    if (format != "combined" && format != "json") {
+      throw usage_error("--access-log-format must be combined or json, not '" + format + "'");
+    }
+    opts.log_format =
+        format == "json" ? serve::access_log_format::json : serve::access_log_format::combined;
   }
   // --bind-tls alone serves TLS only; the plain listener's default needs no --bind.
   if (values.count("bind-tls") != 0 && values.count("bind") == 0) opts.bind.clear();

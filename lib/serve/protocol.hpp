@@ -9,6 +9,8 @@
 
 namespace kawipiko::serve {
 
+struct answer_records;
+
 // What a worker lends the protocol of each of its connections.
 struct protocol_context {
   handler& answers;
@@ -17,6 +19,9 @@ struct protocol_context {
   // The generation `answers` answers from now, for what keeps bytes of it past the batch (HTTP/2
   // streams); null where nothing reloads (tests, fuzzing).
   site_hold* live = nullptr;
+  // What answers leave besides themselves (request_log.hpp: access log, counters); null when
+  // neither is on.
+  answer_records* records = nullptr;
 };
 
 // What the connection does once the batch is written.

@@ -29,8 +29,11 @@
 
 #include "base/error.hpp"
 #include "base/unique_fd.hpp"
+#include "serve/access_log.hpp"
 #include "serve/archive_watch.hpp"
 #include "serve/host_table.hpp"
+#include "serve/metrics.hpp"
+#include "serve/metrics_endpoint.hpp"
 #include "serve/site.hpp"
 #include "serve/site_source.hpp"
 #include "serve/tls_context.hpp"
@@ -83,7 +86,8 @@ std::size_t descriptor_budget(rlim_t limit) {
 }
 
 // SIGINT and SIGTERM stop the server, SIGHUP reloads the TLS certificates and the archive, SIGIO
-// says that a writer waits on the archive's read lease (base/mapped_file.hpp).
+// says that a writer waits on the archive's read lease (base/mapped_file.hpp), SIGUSR1 reopens
+// the access log.
 sigset_t serve_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -91,6 +95,7 @@ sigset_t serve_signals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGIO);
+  sigaddset(&set, SIGUSR1);
   return set;
 }
 
@@ -153,14 +158,26 @@ std::string describe_sites(const site_set& sites, const options& opts) {
 // 0 is resolved before any worker binds (hold_ephemeral_port).
 using listen_plan = std::vector<listener_spec>;
 
+// What the operations side lends the serving processes; each may be off.
+struct operations {
+  access_log_writer* access_log = nullptr;  // opened before any fork: every process appends to it
+  metrics_store* metrics = nullptr;         // mapped before any fork: every process counts in it
+  metrics_endpoint* endpoint = nullptr;     // in the process that answers the scrapes
+};
+
 // The start-up line, printed once a client may connect.
 void announce(const options& opts, const std::string& what, const listen_plan& plan,
-              const tls_context* tls) {
+              const tls_context* tls, const operations& ops) {
   if (opts.quiet) return;
   std::string where;
   for (const auto& l : plan) {
     if (!where.empty()) where += " and ";
     where += (l.tls ? "https://" : "http://") + describe(l.endpoint);
+  }
+  if (ops.endpoint != nullptr) {
+    // No scheme: a reader of the line takes its first http:// for the plain listener.
+    where +=
+        "; metrics on " + describe({parse_bind(opts.metrics_bind).address(), ops.endpoint->port()});
   }
   std::printf("kawipiko serve: serving %s on %s\n", what.c_str(), where.c_str());
   if (tls != nullptr && tls->is_self_signed()) {
@@ -174,14 +191,19 @@ void announce(const options& opts, const std::string& what, const listen_plan& p
 
 using workers_list = std::vector<std::unique_ptr<worker>>;
 
-// One worker per thread, each with its own listening sockets.
+// One worker per thread, each with its own listening sockets; `process`: this process's place
+// among the server's (for the counters).
 workers_list start_workers(site_source& source, const options& opts, const listen_plan& plan,
-                           std::atomic<std::size_t>& connections, const tls_context* tls) {
+                           std::atomic<std::size_t>& connections, const tls_context* tls,
+                           const operations& ops, unsigned process) {
   tls_context_source tls_source;
   if (tls != nullptr) tls_source = [tls] { return tls->current(); };
   workers_list workers;
   for (unsigned i = 0; i < opts.threads; ++i) {
-    workers.push_back(std::make_unique<worker>(source, opts, plan, connections, tls_source));
+    worker_recording recording{ops.access_log, std::nullopt};
+    if (ops.metrics != nullptr) recording.counters = ops.metrics->thread(process, i);
+    workers.push_back(
+        std::make_unique<worker>(source, opts, plan, connections, tls_source, recording));
   }
   return workers;
 }
@@ -260,11 +282,11 @@ const site* site_of(const site_set& sites, int host) {
 
 // Opens the slot's archive anew and, once it is whole and valid, makes it the live generation of
 // that slot; one log line either way. Off the serving threads: they go on answering from the
-// current generation meanwhile.
-void reload_archive(site_source& source, const options& opts, archive_slot& slot) {
+// current generation meanwhile. False when the new file was refused.
+bool reload_archive(site_source& source, const options& opts, archive_slot& slot) {
   const auto started = std::chrono::steady_clock::now();
   try {
-    auto next = std::make_shared<const site>(options_for(opts, slot.path));
+    auto next = std::make_shared<const site>(options_for(opts, slot.path), slot.generation + 1);
     const auto build = next->build_id();
     const auto size = next->size();
     const auto paths = std::string(next->reader().meta_value("paths"));
@@ -278,9 +300,11 @@ void reload_archive(site_source& source, const options& opts, archive_slot& slot
                  base::quote(slot.path).c_str(), static_cast<unsigned long long>(slot.generation),
                  static_cast<double>(size) / 1e6, paths.c_str(), build.c_str(),
                  static_cast<long long>(took.count()));
+    return true;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kawipiko serve: warning: %s; generation %llu goes on being served\n",
                  e.what(), static_cast<unsigned long long>(slot.generation));
+    return false;
   }
 }
 
@@ -303,7 +327,8 @@ void move_to_memory(site_source& source, const options& opts, std::vector<archiv
   if (leased == nullptr) return;
   try {
     source.replace_site(leased->host,
-                        std::make_shared<const site>(options_for(opts, leased->path, true)));
+                        std::make_shared<const site>(options_for(opts, leased->path, true),
+                                                     leased->generation + 1));
     ++leased->generation;
     std::fprintf(stderr,
                  "kawipiko serve: archive %s is being written in place: generation %llu is a copy "
@@ -318,13 +343,20 @@ void move_to_memory(site_source& source, const options& opts, std::vector<archiv
 
 // The main thread of a serving process: waits for the blocked signals and, unless
 // --watch-disable, for a new archive under each archive's name. SIGHUP reloads the certificates
-// and every archive, a new archive reloads it, SIGIO moves a leased one to memory; run() returns
-// on SIGINT or SIGTERM. Made before the process says it listens, so that no change after that
-// goes unseen.
+// and every archive, a new archive reloads it, SIGIO moves a leased one to memory, SIGUSR1
+// reopens the access log; run() returns on SIGINT or SIGTERM. Made before the process says it
+// listens, so that no change after that goes unseen. It keeps the archives' state in the
+// counters (when on).
 class main_loop {
  public:
-  main_loop(site_source& source, const options& opts, tls_context* tls)
-      : source_(source), opts_(opts), tls_(tls), slots_(archive_slots(opts)) {
+  main_loop(site_source& source, const options& opts, tls_context* tls, access_log_writer* log,
+            std::optional<process_counters> counters)
+      : source_(source),
+        opts_(opts),
+        tls_(tls),
+        log_(log),
+        counters_(counters),
+        slots_(archive_slots(opts)) {
     const sigset_t set = serve_signals();
     signals_.reset(::signalfd(-1, &set, SFD_CLOEXEC));
     if (!signals_) base::throw_errno(errno, "cannot make a signalfd for", opts.archive);
@@ -334,6 +366,7 @@ class main_loop {
       if (opts.watch) watches_[i].emplace(slots_[i].path);
       waits_.push_back({watches_[i] ? watches_[i]->fd() : -1, POLLIN, 0});
     }
+    publish();
   }
 
   void run() {
@@ -343,9 +376,7 @@ class main_loop {
         base::throw_errno(errno, "cannot wait for signals of", opts_.archive);
       }
       for (std::size_t i = 0; i < slots_.size(); ++i) {
-        if ((waits_[i + 1].revents & POLLIN) != 0 && watches_[i]->changed()) {
-          reload_archive(source_, opts_, slots_[i]);
-        }
+        if ((waits_[i + 1].revents & POLLIN) != 0 && watches_[i]->changed()) reload(i);
       }
       if ((waits_[0].revents & POLLIN) == 0) continue;
       signalfd_siginfo info;
@@ -354,49 +385,88 @@ class main_loop {
       }
       if (info.ssi_signo == SIGIO) {
         move_to_memory(source_, opts_, slots_, info.ssi_fd);
+        publish();
+        continue;
+      }
+      if (info.ssi_signo == SIGUSR1) {
+        if (log_ != nullptr) log_->reopen();
         continue;
       }
       if (info.ssi_signo != SIGHUP) return;
       reload_certificates(tls_);
-      for (auto& slot : slots_) reload_archive(source_, opts_, slot);
+      for (std::size_t i = 0; i < slots_.size(); ++i) reload(i);
     }
   }
 
  private:
+  void reload(std::size_t i) {
+    const bool done = reload_archive(source_, opts_, slots_[i]);
+    if (!counters_) return;
+    if (done) {
+      counters_->reload_done(i);
+    } else {
+      counters_->reload_refused(i);
+    }
+    publish();
+  }
+
+  // The live generation of every archive, into the counters.
+  void publish() {
+    if (!counters_) return;
+    const auto live = source_.current();
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (const auto* s = site_of(*live, slots_[i].host)) {
+        counters_->archive_state(i, s->generation(), s->size(), s->build_id());
+      }
+    }
+  }
+
   site_source& source_;
   const options& opts_;
   tls_context* tls_;
+  access_log_writer* log_;
+  std::optional<process_counters> counters_;
   std::vector<archive_slot> slots_;
   base::unique_fd signals_;
   std::vector<std::optional<archive_watch>> watches_;
   std::vector<pollfd> waits_;
 };
 
-// Runs the workers of one process until SIGINT/SIGTERM; the signals must be blocked already.
+// Runs the workers of one process (`process` among the server's) until SIGINT/SIGTERM; the
+// signals must be blocked already. The access log's last lines are written before it returns.
 int serve_process(site_source& source, const options& opts, const listen_plan& plan,
-                  tls_context* tls, const on_listening& listening) {
+                  tls_context* tls, const on_listening& listening, const operations& ops,
+                  unsigned process) {
+  std::optional<process_counters> counters;
+  if (ops.metrics != nullptr) counters = ops.metrics->process(process);
+  if (ops.access_log != nullptr) ops.access_log->start(counters);
   std::atomic<std::size_t> connections{0};
-  const workers_list workers = start_workers(source, opts, plan, connections, tls);
+  const workers_list workers = start_workers(source, opts, plan, connections, tls, ops, process);
   cap_connections(workers, opts);
-  main_loop waiting(source, opts, tls);
+  main_loop waiting(source, opts, tls, ops.access_log, counters);
   listening();
   std::vector<std::thread> threads;
   for (const auto& w : workers) threads.emplace_back([&w] { w->run(); });
   waiting.run();
+  if (ops.endpoint != nullptr) ops.endpoint->set_state(serving_state::draining);
   for (const auto& w : workers) w->stop();
   for (auto& t : threads) t.join();
+  if (ops.access_log != nullptr) ops.access_log->stop();
   return 0;
 }
 
-// The supervisor of several processes: forwards SIGINT/SIGTERM and SIGHUP, reports a worker
-// process that died and starts it again, and gives up (exit 1) when one keeps dying.
+// The supervisor of several processes: forwards SIGINT/SIGTERM, SIGHUP and SIGUSR1, reports a
+// worker process that died and starts it again, and gives up (exit 1) when one keeps dying. It
+// answers the scrapes (ops.endpoint), summing the processes' counters.
 class supervisor {
  public:
-  supervisor(site_source& source, const options& opts, const listen_plan& plan, tls_context* tls)
+  supervisor(site_source& source, const options& opts, const listen_plan& plan, tls_context* tls,
+             const operations& ops)
       : source_(source),
         opts_(opts),
         plan_(plan),
         tls_(tls),
+        ops_(ops),
         children_(opts.processes, -1),
         deaths_(opts.processes) {}
 
@@ -407,7 +477,8 @@ class supervisor {
     // Each worker process opened its own (with its own lease, whose breaks it is told of); this
     // one, kept, would hold back every writer of the file until its lease timed out.
     source_.replace(nullptr);
-    announce(opts_, what, plan_, tls_);
+    announce(opts_, what, plan_, tls_, ops_);
+    if (ops_.endpoint != nullptr) ops_.endpoint->set_state(serving_state::ready);
     // Signals stay blocked here too: sigtimedwait polls them between reaping children.
     const sigset_t set = serve_signals();
     while (alive_ > 0) {
@@ -415,6 +486,10 @@ class supervisor {
       const int signal = ::sigtimedwait(&set, nullptr, &tick);
       if (signal == SIGHUP) {
         signal_all(SIGHUP);  // each process has its own certificates and archive
+      } else if (signal == SIGUSR1) {
+        // Each process reopens its own; this one's is what a restarted one inherits.
+        if (ops_.access_log != nullptr) ops_.access_log->reopen();
+        signal_all(SIGUSR1);
       } else if (signal == SIGIO) {
         // A lease of the archive opened at start, let go already: nothing to do.
       } else if (signal > 0 && !stopping_) {
@@ -458,24 +533,30 @@ class supervisor {
   void spawn(std::size_t slot) {
     const pid_t pid = ::fork();
     if (pid < 0) base::throw_errno(errno, "cannot fork worker process for", opts_.archive);
-    if (pid == 0) run_child();
+    if (pid == 0) run_child(slot);
     children_[slot] = pid;
     ++alive_;
   }
 
-  [[noreturn]] void run_child() {
+  [[noreturn]] void run_child(std::size_t slot) {
     int code = 1;
     try {
       ready_read_.reset();
+      if (ops_.endpoint != nullptr) ops_.endpoint->close_inherited();  // the supervisor's
+      operations ops = ops_;
+      ops.endpoint = nullptr;
       // The archive anew: a lease of this process's own (the one inherited is the
       // supervisor's), and the build that is there now if this process was restarted.
       source_.replace(open_sites(opts_));
-      code = serve_process(source_, opts_, plan_, tls_, [this] {
-        if (!ready_write_) return;
-        const char ready = 1;
-        (void)!::write(ready_write_.get(), &ready, 1);
-        ready_write_.reset();
-      });
+      code = serve_process(
+          source_, opts_, plan_, tls_,
+          [this] {
+            if (!ready_write_) return;
+            const char ready = 1;
+            (void)!::write(ready_write_.get(), &ready, 1);
+            ready_write_.reset();
+          },
+          ops, static_cast<unsigned>(slot));
     } catch (const std::exception& e) {
       std::fprintf(stderr, "kawipiko serve: error: %s\n", e.what());
     }
@@ -485,6 +566,7 @@ class supervisor {
 
   void stop_all(int signal) {
     stopping_ = true;
+    if (ops_.endpoint != nullptr) ops_.endpoint->set_state(serving_state::draining);
     signal_all(signal);
   }
 
@@ -502,7 +584,10 @@ class supervisor {
       if (child == children_.end()) continue;
       *child = -1;
       --alive_;
-      on_exit(static_cast<std::size_t>(child - children_.begin()), pid, status);
+      const auto slot = static_cast<std::size_t>(child - children_.begin());
+      // Its connections went with it.
+      if (ops_.metrics != nullptr) ops_.metrics->forget_connections(static_cast<unsigned>(slot));
+      on_exit(slot, pid, status);
     }
   }
 
@@ -540,6 +625,7 @@ class supervisor {
   const options& opts_;
   const listen_plan& plan_;
   tls_context* tls_;
+  operations ops_;
   std::vector<pid_t> children_;  // by slot; -1 while none runs
   std::vector<std::vector<time_point>> deaths_;
   base::unique_fd ready_read_;
@@ -593,6 +679,18 @@ void validate_listeners(const options& opts) {
   }
   if (tls_endpoint.port() != 0 && parse_bind(opts.bind) == tls_endpoint) {
     throw base::invalid_option("--bind and --bind-tls must be different addresses");
+  }
+}
+
+// --metrics-bind: an address of its own.
+void validate_metrics(const options& opts) {
+  if (opts.metrics_bind.empty()) return;
+  const auto metrics = parse_bind(opts.metrics_bind, "--metrics-bind");
+  if (metrics.port() == 0) return;
+  for (const auto* other : {&opts.bind, &opts.tls.bind_tls}) {
+    if (!other->empty() && parse_bind(*other) == metrics) {
+      throw base::invalid_option("--metrics-bind must be an address of its own");
+    }
   }
 }
 
@@ -682,6 +780,7 @@ void validate(const options& opts) {
   }
   validate_tls(opts.tls);
   validate_listeners(opts);
+  validate_metrics(opts);
 }
 
 namespace {
@@ -713,6 +812,36 @@ std::vector<std::string> alpn_protocols(const options& opts) {
   return protocols;
 }
 
+// The access log, the counters and their listener, as the options ask: opened, mapped and bound
+// before any fork (a bad path or address is an error at start); the endpoint's thread is
+// started later, once the signals are blocked.
+struct operations_owner {
+  std::unique_ptr<access_log_writer> access_log;
+  std::unique_ptr<metrics_store> metrics;
+  std::unique_ptr<metrics_endpoint> endpoint;  // last: it stops before what it reads goes
+
+  [[nodiscard]] operations view() const noexcept {
+    return {access_log.get(), metrics.get(), endpoint.get()};
+  }
+};
+
+operations_owner open_operations(const options& opts) {
+  operations_owner owned;
+  if (!opts.access_log.empty()) {
+    owned.access_log = std::make_unique<access_log_writer>(opts.access_log, opts.log_format);
+  }
+  if (opts.metrics_bind.empty()) return owned;
+  std::vector<std::string> hosts, archives;
+  for (const auto& h : opts.hosts) hosts.push_back(h.name);
+  for (const auto& slot : archive_slots(opts)) archives.push_back(slot.path);
+  owned.metrics = std::make_unique<metrics_store>(opts.processes, opts.threads, std::move(hosts),
+                                                  std::move(archives));
+  owned.endpoint = std::make_unique<metrics_endpoint>(
+      parse_bind(opts.metrics_bind, "--metrics-bind"),
+      [metrics = owned.metrics.get()](std::string& out) { metrics->write(out); });
+  return owned;
+}
+
 }  // namespace
 
 int run(const options& opts) {
@@ -722,14 +851,20 @@ int run(const options& opts) {
   const listen_plan plan = plan_listeners(opts, holders);
   // Made before any fork, so that every process shares its session-ticket keys.
   const auto tls = make_tls_context(opts.tls, alpn_protocols(opts));
+  const auto owned = open_operations(opts);
+  const operations ops = owned.view();
   site_source source(open_sites(opts));
   const std::string what = describe_sites(*source.current(), opts);
   block_serve_signals();
+  if (ops.endpoint != nullptr) ops.endpoint->start();
   if (opts.processes == 1) {
-    return serve_process(source, opts, plan, tls.get(),
-                         [&] { announce(opts, what, plan, tls.get()); });
+    const auto listening = [&] {
+      announce(opts, what, plan, tls.get(), ops);
+      if (ops.endpoint != nullptr) ops.endpoint->set_state(serving_state::ready);
+    };
+    return serve_process(source, opts, plan, tls.get(), listening, ops, 0);
   }
-  return supervisor(source, opts, plan, tls.get()).run(what);
+  return supervisor(source, opts, plan, tls.get(), ops).run(what);
 }
 
 }  // namespace kawipiko::serve

@@ -2,7 +2,9 @@
 // `kawipiko serve` as a function: opens the archives (the default one and one per --host),
 // binds, runs `threads` workers in each of `processes` processes (a small supervisor above them
 // when there are several), reloads an archive when a new file takes its name or on SIGHUP, and
-// returns the exit code once SIGINT or SIGTERM has drained them.
+// returns the exit code once SIGINT or SIGTERM has drained them. With --access-log every process
+// appends to the log (SIGUSR1 reopens it); with --metrics-bind the process on top answers
+// /metrics, /healthz and /readyz for all of them.
 
 #include <boost/asio/ip/tcp.hpp>
 #include <string>
@@ -23,7 +25,8 @@ namespace kawipiko::serve {
 // timeout or the shutdown grace not in (0, 86400] seconds, a --bind or --bind-tls parse_bind
 // refuses, neither of them, both on one address; and for TLS: --bind-tls without exactly one
 // certificate source (--tls-bundle, --tls-public with --tls-private, --tls-self-signed), a TLS
-// flag without --bind-tls, --https-redirect without both listeners. Throws
+// flag without --bind-tls, --https-redirect without both listeners; a --metrics-bind that
+// parse_bind refuses or that is the address of --bind or --bind-tls. Throws
 // base::invalid_option naming the flag. run() calls it first; a command line may call it earlier
 // (before starting a profiler, say).
 void validate(const options& opts);

@@ -95,6 +95,9 @@ class tls_session {
   // The protocol the client and the server agreed on by ALPN ("http/1.1", "h2"), or empty.
   [[nodiscard]] std::string_view alpn() const noexcept;
 
+  // The handshake has completed.
+  [[nodiscard]] bool handshake_done() const noexcept { return SSL_is_init_finished(ssl_) == 1; }
+
  private:
   friend struct tls_bio;
   int bio_read(char* into, int size) noexcept;
