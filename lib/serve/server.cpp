@@ -176,8 +176,8 @@ void announce(const options& opts, const std::string& what, const listen_plan& p
   }
   if (ops.endpoint != nullptr) {
     // No scheme: a reader of the line takes its first http:// for the plain listener.
-    where +=
-        "; metrics on " + describe({parse_bind(opts.metrics_bind).address(), ops.endpoint->port()});
+    where += " (metrics on " +
+             describe({parse_bind(opts.metrics_bind).address(), ops.endpoint->port()}) + ")";
   }
   std::printf("kawipiko serve: serving %s on %s\n", what.c_str(), where.c_str());
   if (tls != nullptr && tls->is_self_signed()) {
@@ -477,8 +477,8 @@ class supervisor {
     // Each worker process opened its own (with its own lease, whose breaks it is told of); this
     // one, kept, would hold back every writer of the file until its lease timed out.
     source_.replace(nullptr);
-    announce(opts_, what, plan_, tls_, ops_);
     if (ops_.endpoint != nullptr) ops_.endpoint->set_state(serving_state::ready);
+    announce(opts_, what, plan_, tls_, ops_);
     // Signals stay blocked here too: sigtimedwait polls them between reaping children.
     const sigset_t set = serve_signals();
     while (alive_ > 0) {
@@ -858,9 +858,10 @@ int run(const options& opts) {
   block_serve_signals();
   if (ops.endpoint != nullptr) ops.endpoint->start();
   if (opts.processes == 1) {
+    // Ready before the start-up line: whoever reads it may ask at once.
     const auto listening = [&] {
-      announce(opts, what, plan, tls.get(), ops);
       if (ops.endpoint != nullptr) ops.endpoint->set_state(serving_state::ready);
+      announce(opts, what, plan, tls.get(), ops);
     };
     return serve_process(source, opts, plan, tls.get(), listening, ops, 0);
   }
