@@ -225,7 +225,8 @@ TEST_CASE("/readyz is 200 while serving and 503 while draining; /healthz stays 2
   CHECK(server.wait_exit(10s) == 0);
 }
 
-TEST_CASE("--metrics-bind refuses a bad address and the serving one", "[e2e][serve][errors]") {
+TEST_CASE("a metrics address that does not parse, or is the serving one, is a usage error",
+          "[e2e][serve][errors]") {
   site s;
   temp_folder scratch;
   for (const std::string& args :
