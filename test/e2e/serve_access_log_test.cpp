@@ -27,6 +27,7 @@
 #include "support/tls_client.hpp"
 
 namespace fs = std::filesystem;
+using kawipiko::test::children_of;
 using kawipiko::test::client;
 using kawipiko::test::count_lines;
 using kawipiko::test::read_file;
@@ -97,17 +98,6 @@ for line in open(sys.argv[1], encoding="utf-8"):
           e["generation"], ascii(e["user_agent"]))
 )py");
   return run("python3 " + shell_quoted(script) + " " + shell_quoted(log), scratch.path());
-}
-
-// The PIDs of `parent`'s children.
-std::vector<pid_t> children_of(pid_t parent) {
-  std::vector<pid_t> found;
-  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(parent) + "/task")) {
-    std::ifstream list(task.path() / "children");
-    pid_t pid = 0;
-    while (list >> pid) found.push_back(pid);
-  }
-  return found;
 }
 
 // Whether process `pid` has `file` open.

@@ -127,9 +127,10 @@ TEST_CASE("parsing and answering requests allocates nothing", "[serve][hot]") {
   }
 }
 
-TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without allocating",
-          "[serve][hot]") {
-  temp_folder sources, out;
+namespace {
+
+// The options that serve an archive of one compressible page (identity and gzip), built in `out`.
+serve::options one_page_site(const temp_folder& sources, const temp_folder& out) {
   sources.write("index.html", compressible_text(2000));
   archive::build_options build;
   build.sources = sources.str();
@@ -139,6 +140,15 @@ TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without alloca
   archive::build(build);
   serve::options opts;
   opts.archive = build.archive;
+  return opts;
+}
+
+}  // namespace
+
+TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without allocating",
+          "[serve][hot]") {
+  temp_folder sources, out;
+  const auto opts = one_page_site(sources, out);
   const serve::site site(opts);
   serve::handler handler(site, serve::answer_settings{});
   serve::protocol_context ctx{handler, opts};
@@ -162,20 +172,13 @@ TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without alloca
 TEST_CASE("counting answers and formatting their access log lines allocates nothing",
           "[serve][hot]") {
   temp_folder sources, out;
-  sources.write("index.html", compressible_text(2000));
-  archive::build_options build;
-  build.sources = sources.str();
-  build.archive = (out / "site.cdb").string();
-  build.jobs = 1;
-  archive::build(build);
-  serve::options opts;
-  opts.archive = build.archive;
+  const auto opts = one_page_site(sources, out);
   const serve::site site(opts);
   serve::handler handler(site, serve::answer_settings{});
   for (const auto format : {serve::access_log_format::combined, serve::access_log_format::json}) {
     serve::access_log_writer writer((out / "access.log").string(), format);
     serve::access_log_buffer lines(writer);
-    serve::metrics_store store(1, 1, {}, {build.archive});
+    serve::metrics_store store(1, 1, {}, {opts.archive});
     auto counters = store.thread(0, 0);
     sockaddr_storage address{};
     address.ss_family = AF_INET;
