@@ -295,7 +295,7 @@ void metrics_store::write_archives(std::string& out) const {
     }
   }
   append_family(out, "kawipiko_archive_generation", "gauge",
-                "Loads of each archive since start, the live one included.");
+                "The live generation of each archive: 1 at start, one more per reload.");
   for (std::size_t a = 0; a < archives_.size(); ++a) {
     append_sample(out, "kawipiko_archive_generation", {{"archive", archives_[a]}},
                   state[a].generation);

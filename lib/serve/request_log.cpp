@@ -1,7 +1,6 @@
 #include "serve/request_log.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cstdio>
 
 namespace kawipiko::serve {
@@ -42,11 +41,20 @@ void debug_line(wire_protocol protocol, const request* req, const response_info&
                static_cast<long long>(micros_since(started)), printed_size(name, 16), name.data());
 }
 
-void access_line(const answer_records& records, wire_protocol protocol, const request* req,
+// The client's address as text, formatted only when it is not the last one's.
+std::string_view client_of(answer_records& records) noexcept {
+  if (records.peer == nullptr) return {};
+  if (records.last_client.empty() || !(*records.peer == records.last_peer)) {
+    records.last_peer = *records.peer;
+    records.last_client = records.peer->text(records.last_text);
+  }
+  return records.last_client;
+}
+
+void access_line(answer_records& records, wire_protocol protocol, const request* req,
                  const response_info& info, log_clock::time_point started) {
-  std::array<char, peer_address::text_room> client{};
   access_entry e;
-  if (records.peer != nullptr) e.client = records.peer->text(client);
+  e.client = client_of(records);
   if (req != nullptr) {
     e.method = req->method_token;
     e.target = req->target;
@@ -73,7 +81,7 @@ void log_answer(protocol_context& ctx, wire_protocol protocol, const request* re
                  printed_size(target, 200), target.data());
   }
   if (ctx.opts.debug) debug_line(protocol, req, info, started);
-  const auto* records = ctx.records;
+  auto* records = ctx.records;
   if (records == nullptr) return;
   if (records->counters != nullptr) records->counters->answered(protocol, req, info);
   if (records->access != nullptr) access_line(*records, protocol, req, info, started);

@@ -4,6 +4,7 @@
 // met while answering, and, when they are on, its access log line (access_log.hpp) and its
 // counts for /metrics (metrics.hpp).
 
+#include <array>
 #include <chrono>
 #include <string_view>
 
@@ -24,6 +25,11 @@ struct answer_records {
   bool timed = false;                   // the access log writes each answer's duration (json)
   // The client of the connection being answered: set by the connection before each input.
   const peer_address* peer = nullptr;
+  // The last client's address as text (glibc's inet_ntop is a sprintf): consecutive answers
+  // mostly go to the same client.
+  peer_address last_peer{};
+  std::array<char, peer_address::text_room> last_text{};
+  std::string_view last_client{};
 };
 
 // Whether an answer's start must be taken (log_clock::now()) for log_answer.

@@ -63,6 +63,8 @@ class peer_address {
     }
   }
 
+  friend bool operator==(const peer_address&, const peer_address&) = default;
+
   // "192.0.2.1", "2001:db8::1", in `room`; empty when unknown.
   [[nodiscard]] std::string_view text(std::array<char, text_room>& room) const noexcept {
     if (family_ == 0 || ::inet_ntop(family_, bytes_.data(), room.data(), text_room) == nullptr) {

@@ -183,8 +183,10 @@ TEST_CASE("counting answers and formatting their access log lines allocates noth
     sockaddr_storage address{};
     address.ss_family = AF_INET;
     const serve::peer_address peer(address);
-    serve::answer_records records{&lines, &counters, format == serve::access_log_format::json,
-                                  &peer};
+    serve::answer_records records{.access = &lines,
+                                  .counters = &counters,
+                                  .timed = format == serve::access_log_format::json,
+                                  .peer = &peer};
     serve::protocol_context ctx{handler, opts};
     ctx.records = &records;
     serve::http1_protocol protocol;
