@@ -165,6 +165,22 @@ TEST_CASE("answered requests are logged in the combined format, malformed ones i
   }
 }
 
+TEST_CASE("the lines not yet written when the server stops are written before it exits",
+          "[e2e][serve][net][log]") {
+  site s;
+  for (const std::string processes : {"1", "2"}) {
+    INFO(processes);
+    const auto log = s.folder.path() / ("stopped-" + processes + ".log");
+    server_process server = logging_server(s, log, {"--processes", processes});
+    for (int i = 0; i < 3; ++i) {
+      client c(server.port());
+      CHECK(c.request(request("/hello.txt")).status == 200);
+    }
+    CHECK(server.stop() == 0);
+    CHECK(lines_of(read_file(log)).size() == 3);
+  }
+}
+
 TEST_CASE("TLS and HTTP/2 answers are logged as JSON with their protocol",
           "[e2e][serve][net][log][tls]") {
   site s;
