@@ -11,6 +11,7 @@ packages=(
   testssl.sh  # the TLS end-to-end test scans the server with it
   nghttp2-client python3-h2 python3-hyperframe  # HTTP/2 clients: nghttp, h2load, crafted frames
   prometheus  # promtool: the metrics test checks the server's /metrics with it
+  systemd  # systemd-socket-activate and systemd-analyze: the socket activation and unit tests
 )
 packages+=("$@")
 

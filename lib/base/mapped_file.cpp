@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -26,6 +27,16 @@ std::string take_read_lease(int fd) {
 }
 
 }  // namespace
+
+std::chrono::seconds lease_break_time() noexcept {
+  std::chrono::seconds seconds{45};
+  if (std::FILE* f = std::fopen("/proc/sys/fs/lease-break-time", "re")) {
+    long value = 0;
+    if (std::fscanf(f, "%ld", &value) == 1 && value >= 0) seconds = std::chrono::seconds(value);
+    std::fclose(f);
+  }
+  return seconds;
+}
 
 mapped_file::mapped_file(const std::string& path, mode how) : path_(path) {
   unique_fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));

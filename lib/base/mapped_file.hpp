@@ -13,6 +13,7 @@
 // file is not ours and we may not lease it, the filesystem has no leases), the file is read into
 // memory instead: a private copy, which nothing done to the file can change.
 
+#include <chrono>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -21,6 +22,10 @@
 #include "base/unique_fd.hpp"
 
 namespace kawipiko::base {
+
+// How long the kernel lets a writer wait on a lease (/proc/sys/fs/lease-break-time) before it
+// breaks the lease itself; 45 s (the kernel's default) if that cannot be read.
+[[nodiscard]] std::chrono::seconds lease_break_time() noexcept;
 
 class mapped_file {
  public:

@@ -405,7 +405,8 @@ handler::handler(const site& s, const answer_settings& settings)
       answering_(&s),
       settings_(settings) {}
 
-response_info handler::respond(const request& req, response_writer& w) noexcept {
+response_info handler::respond(const request& req, response_writer& w,
+                               const served_certificate* tls) noexcept {
   reply r{.w = w,
           .settings = settings_,
           .body = req.verb == method::head ? body_mode::head_only : body_mode::with_body};
@@ -422,11 +423,18 @@ response_info handler::respond(const request& req, response_writer& w) noexcept 
   // The site by the name the request was sent to: absolute-form's authority (RFC 9112 §3.2.2),
   // else Host (or :authority).
   std::array<char, 256> name_room{};
-  const int host = sites_->find_host(normalized_host(host_of(req), name_room));
-  answering_ = sites_->at(host);
+  const auto host = normalized_host(host_of(req), name_room);
+  // A name that the connection's certificate does not cover but another one of ours does: the
+  // client reused a connection made for another name (HTTP/2 coalescing, RFC 9113 §9.1.1) and
+  // 421 sends it to one of its own (RFC 9110 §15.5.20). A name no certificate covers is served
+  // as before, as nginx does: the client checked the certificate it got, and a 421 would leave
+  // it nowhere better to go.
+  if (tls != nullptr && tls->table->is_misdirected(tls->index, host)) return error(r, 421);
+  const int place = sites_->find_host(host);
+  answering_ = sites_->at(place);
   if (answering_ == nullptr) return error(r, 421);  // no site here for that name
   auto info = answer_from(r, req, *answering_, {path_.data(), path_size});
-  info.host = host;
+  info.host = place;
   info.generation = answering_->generation();
   return info;
 }

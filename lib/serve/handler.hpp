@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "archive/compress.hpp"
+#include "serve/certificate_names.hpp"
 #include "serve/host_table.hpp"
 #include "serve/response.hpp"
 #include "serve/site.hpp"
@@ -88,8 +89,11 @@ class handler {
   // Answers from `sites` from now on (a reload); they must outlive their use.
   void use(const site_set& sites) noexcept { sites_ = &sites; }
 
-  // Describes the response to `req` to `w`.
-  response_info respond(const request& req, response_writer& w) noexcept;
+  // Describes the response to `req` to `w`. `tls`: the certificate the request's TLS connection
+  // got (null for plain connections): a host that it does not cover and another certificate does
+  // gets 421.
+  response_info respond(const request& req, response_writer& w,
+                        const served_certificate* tls = nullptr) noexcept;
 
   // A short text answer for a request that could not be parsed or is refused (400, 404, 405,
   // 412, 413, 414, 431, 500, 501, 505…).

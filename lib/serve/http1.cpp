@@ -133,7 +133,7 @@ std::size_t http1_protocol::answer_one(std::string_view input, std::string_view 
     ++requests_;
     const bool last = requests_ >= limits.requests_per_connection || ctx.draining;
     http1_writer w(out, date, last ? connection_end::close : connection_end::as_requested, req);
-    info = ctx.answers.respond(req, w);
+    info = ctx.answers.respond(req, w, ctx.certificate);
     closes = w.closes();
     used = parsed.consumed;
   } else {

@@ -434,6 +434,11 @@ bool http2_protocol::idle() const noexcept {
   return streams_.empty();
 }
 
+bool http2_protocol::sends_from(const site_hold& hold) const noexcept {
+  return std::any_of(streams_.begin(), streams_.end(),
+                     [&](const stream& s) { return s.use.of(hold); });
+}
+
 // Streams are reused: a closed one keeps its buffers' room for the next, so that a connection's
 // steady state allocates nothing for its streams (nghttp2 allocates its own).
 http2_protocol::stream& http2_protocol::open_stream() {
@@ -518,7 +523,7 @@ void http2_protocol::answer(stream& s, bool has_body) {
   } else if (has_body) {
     info = ctx_->answers.respond_error(413, body_mode::with_body, w);
   } else {
-    info = ctx_->answers.respond(req, w);
+    info = ctx_->answers.respond(req, w, ctx_->certificate);
   }
   auto& list = header_list_;
   list.clear();

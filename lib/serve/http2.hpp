@@ -58,6 +58,9 @@ class http2_protocol {
   // taken up) into `out`, which it clears first.
   void farewell(protocol_context& ctx, output& out);
 
+  // Whether one of its streams sends from `hold`'s generation.
+  [[nodiscard]] bool sends_from(const site_hold& hold) const noexcept;
+
   // farewell() or draining has queued GOAWAY.
   [[nodiscard]] bool goaway_sent() const noexcept { return goaway_sent_; }
 

@@ -22,6 +22,10 @@ struct protocol_context {
   // What answers leave besides themselves (request_log.hpp: access log, counters); null when
   // neither is on.
   answer_records* records = nullptr;
+  // The certificate of the TLS connection whose input is being answered, for the handler's 421;
+  // null on a plain listener. The context is its listener's, lent to one connection at a time:
+  // a TLS connection sets this before each batch.
+  const served_certificate* certificate = nullptr;
 };
 
 // What the connection does once the batch is written.

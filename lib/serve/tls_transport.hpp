@@ -79,6 +79,11 @@ class tls_transport final : record_sender {
   // The protocol agreed on by ALPN, or empty: HTTP/2 will choose its protocol by it.
   [[nodiscard]] std::string_view alpn() const noexcept { return session_.alpn(); }
 
+  // The certificate the handshake chose by SNI, for the handler's 421.
+  [[nodiscard]] const served_certificate* certificate() const noexcept {
+    return session_.certificate();
+  }
+
  private:
   io_result send(std::span<const iovec> records) noexcept override {
     return send_now(channel_.fd(), records);

@@ -1,5 +1,6 @@
 #include "serve/worker.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/eventfd.h>
@@ -62,6 +63,27 @@ tcp::acceptor listen_on(net::io_context& io, const tcp::endpoint& endpoint) {
   return acceptor;
 }
 
+// The passed socket of `spec`, through a descriptor of this worker's own. Every worker (and,
+// with --processes, every process) accepts from the one queue of the passed socket: SO_REUSEPORT
+// would need a socket each. Each registers its own descriptor with its own loop, so that closing
+// it (begin_drain) touches no other worker's, and the socket itself stays with the process (and
+// with the service manager, whose copy keeps the queue across a restart).
+tcp::acceptor adopt_passed(net::io_context& io, const listener_spec& spec) {
+  const std::string where = std::to_string(spec.passed_fd);
+  const int own = ::fcntl(spec.passed_fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) base::throw_errno(errno, "cannot duplicate the passed socket", where);
+  tcp::acceptor acceptor(io);
+  boost::system::error_code ec;
+  acceptor.assign(spec.endpoint.protocol(), own, ec);
+  if (ec) {
+    ::close(own);
+    base::throw_errno(ec.value(), "cannot take the passed socket", where);
+  }
+  acceptor.non_blocking(true, ec);
+  if (ec) base::throw_errno(ec.value(), "cannot make non-blocking the passed socket", where);
+  return acceptor;
+}
+
 int make_stop_fd() {
   const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) base::throw_errno(errno, "cannot make an eventfd for", "a worker");
@@ -96,9 +118,9 @@ worker::worker(site_source& source, const options& opts, std::span<const listene
   connection_owner& owner = *this;
   auto& live = holds_.back();
   for (const auto& spec : listeners) {
-    listeners_.push_back(std::make_unique<listener>(listen_on(io_, spec.endpoint), spec,
-                                                    *live.generation, opts, output_, date_,
-                                                    read_buffer_, owner));
+    auto acceptor = spec.passed_fd >= 0 ? adopt_passed(io_, spec) : listen_on(io_, spec.endpoint);
+    listeners_.push_back(std::make_unique<listener>(std::move(acceptor), spec, *live.generation,
+                                                    opts, output_, date_, read_buffer_, owner));
     listeners_.back()->context.http.live = &live;
     if (records) listeners_.back()->context.http.records = &records_;
     if (spec.tls && !tls_buffers_) tls_buffers_ = std::make_unique<tls_buffers>();
@@ -273,9 +295,31 @@ void worker::refresh_site() {
   }
 }
 
+// An old generation whose mapping a writer waits for (site::release_by) may not be sent from
+// past its deadline: the connections still sending from it, slow readers all, are closed, and
+// the generation goes with them before the kernel lets the writer change the file.
+void worker::cut_overdue(coarse_clock::time_point now) {
+  for (auto hold = holds_.begin(); std::next(hold) != holds_.end(); ++hold) {
+    if (hold->users == 0 || !hold->generation->overdue(now)) continue;
+    std::size_t cut = 0;
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      auto& c = *it++;  // close() may delete `c`
+      if (!c.sends_from(*hold)) continue;
+      c.close();
+      ++cut;
+    }
+    if (cut == 0) continue;  // closed at the last sweep, not yet deleted
+    std::fprintf(stderr,
+                 "kawipiko serve: closed %zu connection(s) still sending from an archive being "
+                 "written in place (its lease runs out)\n",
+                 cut);
+  }
+}
+
 void worker::on_sweep() {
   refresh_site();
   const auto now = coarse_now();
+  cut_overdue(now);
   if (access_) access_->sweep(now);
   const bool give_up = draining_ && now >= drain_deadline_;
   for (auto it = connections_.begin(); it != connections_.end();) {

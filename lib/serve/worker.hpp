@@ -1,6 +1,7 @@
 #pragma once
 // One serving thread: its io_context (the thread's only event loop: sockets, timers and stop()
-// all go through it), its own SO_REUSEPORT listening socket, and the connections it accepted.
+// all go through it), its own SO_REUSEPORT listening socket (or, under socket activation, its own
+// descriptor of the one passed socket), and the connections it accepted.
 // Nothing is shared with other workers but the immutable site and a process-wide connection
 // counter. Deadlines are checked by one sweep per worker every 250 ms, not by a timer per
 // connection.
@@ -45,6 +46,9 @@ struct listener_spec {
   boost::asio::ip::tcp::endpoint endpoint;
   bool tls = false;
   answer_settings answers;
+  // A listening socket passed by the service manager (socket activation), bound to `endpoint`:
+  // the worker accepts from a duplicate of it instead of binding its own. -1: none.
+  int passed_fd = -1;
 };
 
 // What a worker records of its answers besides sending them; each may be off.
@@ -55,8 +59,9 @@ struct worker_recording {
 
 class worker final : connection_owner {
  public:
-  // Binds (SO_REUSEPORT) and listens on each endpoint; `tls` gives the TLS listeners their
-  // context (it may be empty when there is none). Throws std::system_error naming the address.
+  // Binds (SO_REUSEPORT) and listens on each endpoint, or takes a duplicate of its passed
+  // socket; `tls` gives the TLS listeners their context (it may be empty when there is none).
+  // Throws std::system_error naming the address.
   worker(site_source& source, const options& opts, std::span<const listener_spec> listeners,
          std::atomic<std::size_t>& connections, tls_context_source tls = {},
          const worker_recording& recording = {});
@@ -110,6 +115,7 @@ class worker final : connection_owner {
   void begin_drain();
   void on_done(connection_base& c) noexcept override;
   void refresh_site();
+  void cut_overdue(coarse_clock::time_point now);
 
   const options& options_;
   site_source& source_;

@@ -107,7 +107,7 @@ TEST_CASE("results come in item order, the same whatever the number of jobs", "[
   }
 }
 
-TEST_CASE("compressed variants decode to the content; those not worth it are dropped",
+TEST_CASE("compressed variants decode to the content and those not worth it are dropped",
           "[archive]") {
   const std::string text = compressible_text(5000, 3);
   const std::string noise = noise_of(5000, 1);

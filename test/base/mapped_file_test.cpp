@@ -57,7 +57,7 @@ TEST_CASE("an empty file maps to an empty view", "[base]") {
   fs::remove(path);
 }
 
-TEST_CASE("a leased mapping holds writers back and is told when one waits; no lease, a copy",
+TEST_CASE("a leased mapping holds writers back and is told when one waits (no lease: a copy)",
           "[base]") {
   const auto path = fs::temp_directory_path() / "kawipiko-mapped-file-lease.bin";
   { std::ofstream(path, std::ios::binary) << "leased bytes"; }

@@ -292,7 +292,7 @@ TEST_CASE("SIGUSR1 after a rename sends the next lines to a new file, in every p
   }
 }
 
-TEST_CASE("a log nobody reads never keeps a request from its answer; the drops show in /metrics",
+TEST_CASE("a log nobody reads never keeps a request from its answer, the drops show in /metrics",
           "[e2e][serve][net][log][slow]") {
   site s;
   const auto fifo = s.folder.path() / "fifo";

@@ -200,7 +200,7 @@ TEST_CASE("TLS handshakes and refused handshakes are counted", "[e2e][serve][net
   CHECK(sum(text, "kawipiko_requests_total") == 1);
 }
 
-TEST_CASE("/readyz is 200 while serving and 503 while draining; /healthz stays 200",
+TEST_CASE("/readyz is 200 while serving and 503 while draining, /healthz stays 200",
           "[e2e][serve][net][metrics][slow]") {
   site s;
   server_process server(

@@ -75,8 +75,9 @@ TEST_CASE("a combined line writes what is unknown as -", "[serve][log]") {
   CHECK(line_of(format::combined, e) == "- - - [T] \"-\" 400 0 \"-\" \"-\"\n");
 }
 
-TEST_CASE("a combined line escapes quotes, backslashes, controls and bytes from 0x7f as \\xHH",
-          "[serve][log]") {
+TEST_CASE(
+    "a combined line escapes quotes, backslashes, controls and bytes from 0x7f as hex escapes",
+    "[serve][log]") {
   auto e = typical();
   e.target = "/a\"b\\c\r\nd\x7f\xe9";
   e.user_agent = "x\" \"forged\"\n1.2.3.4 - - [";
@@ -100,7 +101,7 @@ TEST_CASE("a json line holds every field, strings escaped and unknown ones as -"
   CHECK(line.find("\"generation\":null") != std::string::npos);
 }
 
-TEST_CASE("a json line keeps UTF-8 and writes controls and other bytes as \\u00HH",
+TEST_CASE("a json line keeps UTF-8 and writes controls and other bytes as unicode escapes",
           "[serve][log]") {
   auto e = typical();
   e.user_agent = "caf\xc3\xa9 \"q\" \\ \r\n\x01\x7f \xff\xc3 \xed\xa0\x80";

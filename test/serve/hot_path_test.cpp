@@ -18,6 +18,7 @@
 #include "serve/http1.hpp"
 #include "serve/parser.hpp"
 #include "serve/request_log.hpp"
+#include "support/site_fixture.hpp"
 #include "support/temp_folder.hpp"
 #include "support/tls_memory_pair.hpp"
 
@@ -123,6 +124,42 @@ TEST_CASE("parsing and answering requests allocates nothing", "[serve][hot]") {
       }
     }
     CHECK(answered == 3u * requests.size());
+    CHECK(allocations.load() - before == 0);
+  }
+}
+
+TEST_CASE("answering from the hosts of an archive of host folders allocates nothing",
+          "[serve][hot][hosts]") {
+  temp_folder folder;
+  folder.write("src/a.test/index.html", compressible_text(2000));
+  folder.write("src/a.test/app/_wildcard.html", "spa");
+  folder.write("src/*.b.test/docs/index.html", "docs");
+  folder.write("src/_default/_404.html", "missing");
+  const auto built = kawipiko::test::archived_options(folder, {{archive::encoding::gzip, 1}}, true);
+
+  for (const bool indexed : {false, true}) {
+    auto opts = built;
+    opts.index_paths = indexed;
+    const auto sites = serve::sites_of(std::make_shared<const serve::site_archive>(opts), -1);
+    serve::handler handler(sites, serve::answer_settings{});
+    auto out_batch = std::make_unique<serve::output>();
+    const std::vector<std::pair<std::string, unsigned>> requests = {
+        {"GET / HTTP/1.1\r\nHost: A.test:8080\r\nAccept-Encoding: gzip\r\n\r\n", 200},
+        {"GET /app/deep/link HTTP/1.1\r\nHost: a.test\r\n\r\n", 200},
+        {"GET /docs HTTP/1.1\r\nHost: x.b.test\r\n\r\n", 308},
+        {"GET /docs/ HTTP/1.1\r\nHost: x.b.test\r\n\r\n", 200},
+        {"GET /docs/ HTTP/1.1\r\nHost: other.org\r\n\r\n", 404},
+    };
+    const auto before = allocations.load();
+    for (int round = 0; round < 3; ++round) {
+      for (const auto& [text, status] : requests) {
+        out_batch->clear();
+        serve::request req;
+        REQUIRE(serve::parse_request(text, 16 * 1024, req).status == serve::parse_status::complete);
+        serve::http1_writer w(*out_batch, "Date: x\r\n", serve::connection_end::as_requested, req);
+        CHECK(handler.respond(req, w).status == status);
+      }
+    }
     CHECK(allocations.load() - before == 0);
   }
 }

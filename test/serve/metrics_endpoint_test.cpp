@@ -31,7 +31,7 @@ TEST_CASE("GET /metrics is the exposition text, version 0.0.4", "[serve][metrics
   CHECK(ask("GET /metrics?x=1 HTTP/1.0\r\n\r\n").status == 200);
 }
 
-TEST_CASE("/readyz is 200 only while ready; /healthz is 200 but while starting",
+TEST_CASE("/readyz is 200 only while ready, /healthz is 200 but while starting",
           "[serve][metrics]") {
   const std::string readyz = "GET /readyz HTTP/1.1\r\n\r\n";
   const std::string healthz = "GET /healthz HTTP/1.1\r\n\r\n";

@@ -69,7 +69,7 @@ TEST_CASE(
   CHECK(text.find("code=\"3xx\"") == std::string::npos);  // no sample for what never happened
 }
 
-TEST_CASE("open connections are those accepted and not closed; a dead process's are none",
+TEST_CASE("open connections are those accepted and not closed, a dead process's are none",
           "[serve][metrics]") {
   serve::metrics_store store(2, 1, {}, {"site.cdb"});
   auto first = store.thread(0, 0);
@@ -93,7 +93,7 @@ TEST_CASE("open connections are those accepted and not closed; a dead process's 
   CHECK(has_line(text, "kawipiko_connections_accepted_total{transport=\"tls\"} 2"));
 }
 
-TEST_CASE("each archive's reloads are summed; its build, generation and size are the latest load",
+TEST_CASE("each archive's reloads are summed, its build, generation and size are the latest load",
           "[serve][metrics]") {
   const serve::metrics_store store(2, 1, {"a.example"}, {"site.cdb", "a.cdb"});
   auto first = store.process(0);

@@ -431,10 +431,16 @@ inline std::string request(std::string_view target, std::string_view fields = {}
 class client {
  public:
   // Connects to 127.0.0.1:`port`. Every send and receive is bounded by `timeout`
-  // (SO_SNDTIMEO / SO_RCVTIMEO). Throws std::runtime_error when the connection fails.
-  explicit client(unsigned short port, milliseconds timeout = default_bound) : timeout_(timeout) {
+  // (SO_SNDTIMEO / SO_RCVTIMEO). `receive_buffer`: SO_RCVBUF, set before connecting (a slow
+  // reader; after it, the window the handshake announced would stay). Throws std::runtime_error
+  // when the connection fails.
+  explicit client(unsigned short port, milliseconds timeout = default_bound, int receive_buffer = 0)
+      : timeout_(timeout) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) throw std::runtime_error("socket failed");
+    if (receive_buffer > 0) {
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    }
     set_timeout(SO_RCVTIMEO, timeout);
     set_timeout(SO_SNDTIMEO, timeout);  // bounds connect() too
     const int on = 1;
