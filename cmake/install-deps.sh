@@ -12,6 +12,7 @@ packages=(
   nghttp2-client python3-h2 python3-hyperframe  # HTTP/2 clients: nghttp, h2load, crafted frames
   prometheus  # promtool: the metrics test checks the server's /metrics with it
   systemd  # systemd-socket-activate and systemd-analyze: the socket activation and unit tests
+  haproxy iproute2  # the scale-out test: three servers in network namespaces behind HAProxy
 )
 packages+=("$@")
 
