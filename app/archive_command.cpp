@@ -92,6 +92,9 @@ po::options_description archive_flags(archive::build_options& o, command_line& c
        "answer folders without an index with an HTML listing"},
       {"exclude-slash-redirects", clears(o.include_slash_redirects),
        "no 308 redirects between /folder and /folder/, /page/ and /page"},
+      {"host-folders", sets(o.host_folders),
+       "each top-level folder is the site of the host it names (example.com, *.example.com; "
+       "_default for the rest)"},
       {"no-reuse", clears(o.reuse),
        "compress everything again instead of reusing the previous archive's variants"},
       {"jobs", stores(o.jobs, "<n>"), "compression threads (default: one per core)"},

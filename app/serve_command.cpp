@@ -12,6 +12,7 @@
 #include "serve/options.hpp"
 #include "serve/profile.hpp"
 #include "serve/server.hpp"
+#include "serve/systemd.hpp"
 #include "usage.hpp"
 
 namespace kawipiko::app {
@@ -66,7 +67,60 @@ po::value_semantic* stores_hosts(serve::options& o) {
       });
 }
 
-po::options_description serve_flags(serve::options& o, bool& mmap) {
+// Which certificate flag a value came with.
+enum class certificate_flag { bundle, public_pem, private_pem };
+using certificate_flags = std::vector<std::pair<certificate_flag, std::string>>;
+
+// `--tls-bundle`, `--tls-public`, `--tls-private`, repeatable, each value recorded with its flag
+// in command-line order: Boost's store() parses the occurrences in that order, while a vector per
+// flag would lose the order between two flags.
+class ordered_certificate_flag final : public po::typed_value<std::vector<std::string>> {
+ public:
+  ordered_certificate_flag(certificate_flags& seen, certificate_flag flag)
+      : typed_value(nullptr), seen_(seen), flag_(flag) {
+    composing();
+    value_name("<pem>");
+  }
+
+  void xparse(boost::any& store, const std::vector<std::string>& tokens) const override {
+    for (const auto& token : tokens) seen_.emplace_back(flag_, token);
+    typed_value::xparse(store, tokens);
+  }
+
+ private:
+  certificate_flags& seen_;
+  certificate_flag flag_;
+};
+
+// The certificates of the flags, in command-line order: a bundle where it is given, the n-th
+// --tls-public with the n-th --tls-private where that --tls-public is given.
+std::vector<serve::certificate_files> certificates_of(const certificate_flags& seen) {
+  std::vector<serve::certificate_files> certificates;
+  std::vector<std::size_t> pairs;  // the pairs' places in `certificates`, in order
+  std::size_t privates = 0;
+  for (const auto& [flag, file] : seen) {
+    if (flag == certificate_flag::bundle) {
+      certificates.push_back({file, {}, {}});
+    } else if (flag == certificate_flag::public_pem) {
+      pairs.push_back(certificates.size());
+      certificates.push_back({{}, file, {}});
+    } else {
+      ++privates;
+    }
+  }
+  if (privates != pairs.size()) {
+    throw usage_error("--tls-public and --tls-private go in pairs, the n-th with the n-th: " +
+                      std::to_string(pairs.size()) + " --tls-public, " + std::to_string(privates) +
+                      " --tls-private");
+  }
+  std::size_t next = 0;
+  for (const auto& [flag, file] : seen) {
+    if (flag == certificate_flag::private_pem) certificates[pairs[next++]].private_pem = file;
+  }
+  return certificates;
+}
+
+po::options_description serve_flags(serve::options& o, bool& mmap, certificate_flags& seen) {
   const serve::options d;
   serve::limits& l = o.limits;
   serve::tls_settings& t = o.tls;
@@ -91,11 +145,15 @@ po::options_description serve_flags(serve::options& o, bool& mmap) {
       {"bind", stores(o.bind, "<ip>:<port>"),
        "address to listen on, [::1]:8080 for IPv6" + default_is(d.bind + ", none with --bind-tls")},
       {"bind-tls", stores(t.bind_tls, "<ip>:<port>"), "address to listen on for TLS (HTTPS)"},
-      {"tls-bundle", stores(t.bundle, "<pem>"),
-       "the TLS certificate, its chain and its private key, in one PEM file"},
-      {"tls-public", stores(t.public_pem, "<pem>"),
-       "the TLS certificate and its chain (PEM), with --tls-private"},
-      {"tls-private", stores(t.private_pem, "<pem>"), "the TLS certificate's private key (PEM)"},
+      {"tls-bundle", new ordered_certificate_flag(seen, certificate_flag::bundle),
+       "a TLS certificate, its chain and its private key, in one PEM file; repeatable: SNI picks "
+       "the certificate whose names cover the name asked for, the first given (bundle or pair) "
+       "is the default"},
+      {"tls-public", new ordered_certificate_flag(seen, certificate_flag::public_pem),
+       "a TLS certificate and its chain (PEM), with --tls-private; repeatable, the n-th with the "
+       "n-th --tls-private"},
+      {"tls-private", new ordered_certificate_flag(seen, certificate_flag::private_pem),
+       "a TLS certificate's private key (PEM)"},
       {"tls-self-signed", sets(t.self_signed),
        "a certificate for localhost made at start, to try TLS out"},
       {"security-headers-tls", sets(t.hsts),
@@ -139,6 +197,12 @@ po::options_description serve_flags(serve::options& o, bool& mmap) {
       {"seccomp-enable", sets(c.sandbox), "the same as --sandbox"},
       {"limit-memory", stores(c.memory_mib, "<MiB>"),
        "address space per process (RLIMIT_AS, RLIMIT_DATA); the archives must fit in it"},
+      {"access-log", stores(o.access_log, "<path|->"),
+       "append one line per answered request to this file (- for stdout); SIGUSR1 reopens it"},
+      {"access-log-format", po::value<std::string>()->value_name("combined|json"),
+       "the access log's lines: Apache's and nginx's combined (the default), or JSON"},
+      {"metrics-bind", stores(o.metrics_bind, "<ip>:<port>"),
+       "address to answer /metrics (Prometheus), /healthz and /readyz on"},
       {"debug", sets(o.debug), "log one line per request on stderr"},
       {"quiet", sets(o.quiet), "no start-up line"},
       {"help,h", nullptr, "show this help"},
@@ -148,8 +212,10 @@ po::options_description serve_flags(serve::options& o, bool& mmap) {
 int run(int argc, char** argv) {
   serve::options opts;
   bool mmap = false;
-  const auto flags = serve_flags(opts, mmap);
+  certificate_flags seen;
+  const auto flags = serve_flags(opts, mmap, seen);
   const auto values = parse(argc, argv, flags);
+  opts.tls.certificates = certificates_of(seen);
   if (values.count("help")) {
     std::cout << usage_head << flags;
     return 0;
@@ -163,8 +229,20 @@ int run(int argc, char** argv) {
       (values.count("max-connections") != 0 && opts.limits.connections == 0)) {
     throw usage_error("--max-requests-per-connection and --max-connections must be at least 1");
   }
+  if (values.count("access-log-format") != 0) {
+    if (opts.access_log.empty()) throw usage_error("--access-log-format needs --access-log");
+    const auto format = values["access-log-format"].as<std::string>();
+    if (format != "combined" && format != "json") {
+      throw usage_error("--access-log-format must be combined or json, not '" + format + "'");
+    }
+    opts.log_format =
+        format == "json" ? serve::access_log_format::json : serve::access_log_format::combined;
+  }
   // --bind-tls alone serves TLS only; the plain listener's default needs no --bind.
   if (values.count("bind-tls") != 0 && values.count("bind") == 0) opts.bind.clear();
+  // Socket activation: the listening sockets a service manager passed, if any, take the place
+  // of --bind and --bind-tls (serve::run makes them its own, after the profiler's restart).
+  opts.passed = serve::passed_listeners_from_environment();
   serve::validate(opts);  // before the profiler, which may start the process again
   serve::profiler profiles(opts.profile_cpu, opts.profile_mem, argv);
   return serve::run(opts);

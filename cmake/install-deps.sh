@@ -10,6 +10,9 @@ packages=(
   openssl  # the command-line tool: the TLS tests make their certificates with it
   testssl.sh  # the TLS end-to-end test scans the server with it
   nghttp2-client python3-h2 python3-hyperframe  # HTTP/2 clients: nghttp, h2load, crafted frames
+  prometheus  # promtool: the metrics test checks the server's /metrics with it
+  systemd  # systemd-socket-activate and systemd-analyze: the socket activation and unit tests
+  haproxy iproute2  # the scale-out test: three servers in network namespaces behind HAProxy
 )
 packages+=("$@")
 

@@ -48,14 +48,27 @@ struct target_state {
   skip_identity identity;  // left out of the walk: the target may sit inside the sources
 };
 
-// What is stored and what it answers, known before anything is read: one work item per source
-// file (then one per generated listing), and the request paths and folders they serve.
-struct published_items {
-  std::vector<work_item> items;  // in storage order
-  item_map by_path;              // published path -> item
-  item_map wildcards;            // folder -> its `_wildcard.*` file
-  item_map error_pages;          // folder -> its `_404.html` or `404.html`
+// What is stored, known before anything is read: one work item per source file (then one per
+// generated listing), every site's, in storage order.
+struct work_list {
+  std::vector<work_item> items;
   std::uint64_t source_bytes = 0;
+};
+
+// What one site's items answer: the request paths and folders they serve, by item index.
+struct published_items {
+  item_map by_path;      // published path -> item
+  item_map wildcards;    // folder -> its `_wildcard.*` file
+  item_map error_pages;  // folder -> its `_404.html` or `404.html`
+};
+
+// One site of the archive: the whole of the sources, or (host folders) one host's folder, whose
+// keys carry the host in front.
+struct site_plan {
+  std::string host;  // empty without host folders
+  source_tree tree;
+  published_items published;
+  item_map folder_entries;  // folder -> its index file or generated listing
 };
 
 // Where a variant of an item ended up in the archive.
@@ -77,11 +90,12 @@ struct routes {
   std::map<std::string, std::string> redirects;  // from -> to
 };
 
-// What writing the routes produced.
+// What writing the sites' routes produced.
 struct written_routes {
-  std::string paths_listing;  // every path written, one per line, in order
+  std::string paths_listing;  // every path key written, one per line, in order
   std::uint64_t paths = 0;
   std::uint64_t redirects = 0;
+  std::size_t fallback_depth = 0;  // the reader walks from there: the deepest level plus one
 };
 
 struct header_options {
@@ -277,14 +291,16 @@ class previous_archive {
   std::optional<reader> archive_;  // views into file_
 };
 
-// The files' own paths, then the special files: wildcards and error pages by folder.
-published_items collect_published(const source_tree& tree) {
+// The files of `site` as work items (named with the host in front, for --debug lines and
+// errors), and what they answer: their own paths, then the special files: wildcards and error
+// pages by folder.
+published_items collect_published(const site_plan& site, work_list& work) {
   published_items published;
-  for (const auto& file : tree.files) {
+  for (const auto& file : site.tree.files) {
     const auto [folder, name] = split_path(file.path);
-    const std::size_t index = published.items.size();
-    published.items.push_back({file.path, file.file, {}, file.size});
-    published.source_bytes += file.size;
+    const std::size_t index = work.items.size();
+    work.items.push_back({site.host + file.path, file.file, {}, file.size});
+    work.source_bytes += file.size;
     if (is_wildcard_name(name)) {
       published.wildcards.try_emplace(std::string(folder), index);  // the first in order wins
       continue;
@@ -330,27 +346,51 @@ std::vector<std::string> subfolders_of(const std::string& folder,
 
 // The published files directly inside `folder`, by name, with their sizes.
 std::vector<std::pair<std::string, std::uint64_t>> files_of(const std::string& folder,
-                                                            const published_items& published) {
+                                                            const published_items& published,
+                                                            const work_list& work) {
   std::vector<std::pair<std::string, std::uint64_t>> files;
   for (const auto& [path, index] : published.by_path) {
     const auto [parent, name] = split_path(path);
-    if (parent == folder) files.emplace_back(std::string(name), published.items[index].size);
+    if (parent == folder) files.emplace_back(std::string(name), work.items[index].size);
   }
   return files;
 }
 
-// A generated listing for every folder that has no entry of its own yet: appended to the items,
-// and recorded as the folder's entry.
-void add_folder_listings(const std::vector<std::string>& folders, published_items& published,
-                         item_map& folder_entries) {
+// A generated listing for every folder of `site` that has no entry of its own yet: appended to
+// the items, and recorded as the folder's entry.
+void add_folder_listings(site_plan& site, work_list& work) {
+  const auto& folders = site.tree.folders;
   for (const auto& folder : folders) {
-    if (folder_entries.contains(folder)) continue;
-    std::string html =
-        folder_listing(folder, subfolders_of(folder, folders), files_of(folder, published));
+    if (site.folder_entries.contains(folder)) continue;
+    std::string html = folder_listing(folder, subfolders_of(folder, folders),
+                                      files_of(folder, site.published, work));
     const std::uint64_t size = html.size();
-    folder_entries.emplace(folder, published.items.size());
-    published.items.push_back({folder + "index.html", {}, std::move(html), size});
+    site.folder_entries.emplace(folder, work.items.size());
+    work.items.push_back({site.host + folder + "index.html", {}, std::move(html), size});
   }
+}
+
+// The sites of the sources: the whole tree, or one per host folder (in key order), each walked,
+// and their items listed in `work`, site after site.
+std::vector<site_plan> plan_sites(const build_options& options, const target_state& target,
+                                  work_list& work) {
+  std::vector<site_plan> sites;
+  if (options.host_folders) {
+    for (auto& folder : list_host_folders(options.sources, target.identity)) {
+      sites.push_back({std::move(folder.host), walk(folder.file, target.identity), {}, {}});
+    }
+  } else {
+    sites.push_back({{}, walk(options.sources, target.identity), {}, {}});
+  }
+  for (const auto& site : sites) refuse_oversized_files(site.tree);
+  for (auto& site : sites) {
+    site.published = collect_published(site, work);
+    if (options.include_index) {
+      site.folder_entries = find_folder_indexes(site.tree.folders, site.published.by_path);
+    }
+    if (options.include_folder_listing) add_folder_listings(site, work);
+  }
+  return sites;
 }
 
 // Writes each distinct body, and each "not worth it" mark, once; says where every variant lies.
@@ -412,10 +452,10 @@ class body_store {
 
 // Reads, hashes and compresses the items on `jobs` threads; writes their bodies here, in item
 // order. Returns where each item's variants lie, by item index.
-std::vector<stored_item> store_bodies(const published_items& published, const reader* previous,
+std::vector<stored_item> store_bodies(const work_list& work, const reader* previous,
                                       const build_options& options, const build_hooks& hooks,
                                       cdb::writer& writer, build_stats& stats) {
-  const auto& items = published.items;
+  const auto& items = work.items;
   std::vector<stored_item> stored;
   stored.reserve(items.size());
   body_store bodies(writer, stats);
@@ -431,7 +471,7 @@ std::vector<stored_item> store_bodies(const published_items& published, const re
     bytes_done += items[index].size;
     workers.release(index, items[index].size);
     if (hooks.progress) {
-      hooks.progress({index + 1, items.size(), bytes_done, published.source_bytes});
+      hooks.progress({index + 1, items.size(), bytes_done, work.source_bytes});
     }
   }
   return stored;
@@ -471,20 +511,21 @@ std::map<std::string, std::string> compile_slash_redirects(const item_map& entri
   return redirects;
 }
 
-routes compile_routes(const published_items& published, const item_map& folder_entries,
-                      const build_options& options) {
+routes compile_routes(const site_plan& site, const build_options& options) {
   routes compiled;
-  compiled.entries = compile_entries(published.by_path, folder_entries, options.include_strip);
+  compiled.entries =
+      compile_entries(site.published.by_path, site.folder_entries, options.include_strip);
   if (options.include_slash_redirects) {
     compiled.redirects = compile_slash_redirects(compiled.entries);
   }
   return compiled;
 }
 
-// Writes the entries and the redirects merged, so that the records stay in one sorted order.
-written_routes write_routes(const routes& compiled, const std::vector<stored_item>& stored,
-                            const header_options& headers, cdb::writer& writer) {
-  written_routes written;
+// Writes the entries and the redirects merged, so that the records stay in one sorted order; their
+// keys have `host` in front (the Locations do not: they stay within the host).
+void write_routes(std::string_view host, const routes& compiled,
+                  const std::vector<stored_item>& stored, const header_options& headers,
+                  cdb::writer& writer, written_routes& written) {
   auto entry_it = compiled.entries.begin();
   auto redirect_it = compiled.redirects.begin();
   const auto entries_end = compiled.entries.end();
@@ -492,29 +533,27 @@ written_routes write_routes(const routes& compiled, const std::vector<stored_ite
   while (entry_it != entries_end || redirect_it != redirects_end) {
     const bool take_entry = redirect_it == redirects_end ||
                             (entry_it != entries_end && entry_it->first < redirect_it->first);
+    const std::string key = std::string(host) + (take_entry ? entry_it->first : redirect_it->first);
     if (take_entry) {
-      writer.add(entry_it->first, resource_entry(200, stored[entry_it->second], headers));
-      written.paths_listing += entry_it->first + "\n";
+      writer.add(key, resource_entry(200, stored[entry_it->second], headers));
       ++written.paths;
       ++entry_it;
     } else {
-      writer.add(redirect_it->first, redirect_entry(redirect_it->second, headers.cache_control));
-      written.paths_listing += redirect_it->first + "\n";
+      writer.add(key, redirect_entry(redirect_it->second, headers.cache_control));
       ++written.redirects;
       ++redirect_it;
     }
+    written.paths_listing += key + "\n";
   }
-  return written;
 }
 
-// Writes each folder's fallback: its wildcard (200), or else its error page (404). Returns the
-// depth the reader walks from: the deepest level with a fallback plus one ("/" is level 0).
-std::size_t write_fallbacks(const std::vector<std::string>& folders,
-                            const published_items& published,
-                            const std::vector<stored_item>& stored, const header_options& headers,
-                            cdb::writer& writer) {
-  std::size_t depth = 0;
-  for (const auto& folder : folders) {
+// Writes each folder's fallback: its wildcard (200), or else its error page (404), keyed with the
+// site's host in front. Raises the depth the reader walks from to the deepest level with a
+// fallback plus one ("/" is level 0).
+void write_fallbacks(const site_plan& site, const std::vector<stored_item>& stored,
+                     const header_options& headers, cdb::writer& writer, written_routes& written) {
+  const auto& published = site.published;
+  for (const auto& folder : site.tree.folders) {
     std::string value;
     if (const auto wildcard = published.wildcards.find(folder);
         wildcard != published.wildcards.end()) {
@@ -525,12 +564,18 @@ std::size_t write_fallbacks(const std::vector<std::string>& folders,
     } else {
       continue;
     }
-    writer.add(std::string(schema::fallback_prefix) + folder, value);
+    writer.add(std::string(schema::fallback_prefix) + site.host + folder, value);
     // The level plus one is the count of '/'.
     const auto slashes = static_cast<std::size_t>(std::count(folder.begin(), folder.end(), '/'));
-    depth = std::max(depth, slashes);
+    written.fallback_depth = std::max(written.fallback_depth, slashes);
   }
-  return depth;
+}
+
+// The `kawipiko:hosts` text: the sites' hosts, one per line, in key order.
+std::string hosts_text(const std::vector<site_plan>& sites) {
+  std::string text;
+  for (const auto& site : sites) text += site.host + "\n";
+  return text;
 }
 
 // The `kawipiko:meta` text: the build's settings and counts.
@@ -561,34 +606,37 @@ build_stats build(const build_options& options, const build_hooks& hooks) {
   const auto started = std::chrono::steady_clock::now();
   validate(options);
   const target_state target = inspect_target(options.archive);
-  const source_tree tree = walk(options.sources, target.identity);
-  refuse_oversized_files(tree);
+  work_list work;
+  const std::vector<site_plan> sites = plan_sites(options, target, work);
   const previous_archive previous(options, target, hooks);
-
-  published_items published = collect_published(tree);
-  item_map folder_entries =
-      options.include_index ? find_folder_indexes(tree.folders, published.by_path) : item_map{};
-  if (options.include_folder_listing) add_folder_listings(tree.folders, published, folder_entries);
 
   base::atomic_file output(options.archive);
   cdb::writer writer(output.file(), options.archive);
-  writer.add(schema::schema_key, schema::schema_value);
+  if (options.host_folders) {
+    writer.add(schema::schema_key, schema::schema_value_hosts);
+    writer.add(schema::hosts_key, hosts_text(sites));
+  } else {
+    writer.add(schema::schema_key, schema::schema_value);
+  }
 
   build_stats stats;
-  stats.files = tree.files.size();
-  stats.folders = tree.folders.size();
-  stats.bytes_in = published.source_bytes;
-  const auto stored = store_bodies(published, previous.get(), options, hooks, writer, stats);
+  for (const auto& site : sites) {
+    stats.files += site.tree.files.size();
+    stats.folders += site.tree.folders.size();
+  }
+  stats.bytes_in = work.source_bytes;
+  const auto stored = store_bodies(work, previous.get(), options, hooks, writer, stats);
 
   const header_options headers = headers_for(options);
-  const written_routes written =
-      write_routes(compile_routes(published, folder_entries, options), stored, headers, writer);
+  written_routes written;
+  for (const auto& site : sites) {
+    write_routes(site.host, compile_routes(site, options), stored, headers, writer, written);
+  }
+  for (const auto& site : sites) write_fallbacks(site, stored, headers, writer, written);
   stats.paths = written.paths;
   stats.redirects = written.redirects;
-  const std::size_t fallback_depth =
-      write_fallbacks(tree.folders, published, stored, headers, writer);
   if (options.include_file_listing) writer.add(schema::paths_key, written.paths_listing);
-  writer.add(schema::meta_key, meta_text(options, headers, stats, fallback_depth));
+  writer.add(schema::meta_key, meta_text(options, headers, stats, written.fallback_depth));
 
   throw_if_cancelled(hooks);
   stats.archive_size = writer.projected_size();

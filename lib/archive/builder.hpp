@@ -3,7 +3,9 @@
 // Walks the tree (source.hpp), hashes and compresses files on `jobs` threads, compiles routing
 // (indexes, aliases, slash redirects, wildcards, error pages, listings) and writes the CDB to a
 // temp file beside the target, fsyncs it and renames it over the target. The output depends only
-// on the tree's names and contents and on the options, never on mtimes, `jobs` or timing.
+// on the tree's names and contents and on the options, never on mtimes, `jobs` or timing. With
+// host folders, each top-level folder is one host's site, compiled on its own (routing never
+// crosses hosts) into the same archive, bodies shared.
 
 #include <cstdint>
 #include <functional>
@@ -31,6 +33,7 @@ struct build_options {
   bool include_folder_listing = false;  // --include-folder-listing: HTML listings of folders
   bool include_slash_redirects = true;  // --exclude-slash-redirects
   bool reuse = true;                    // --no-reuse: do not reuse variants of the old archive
+  bool host_folders = false;            // --host-folders: each top-level folder is a host's site
   unsigned jobs = 0;                    // 0: one per core
   std::string cache_control = "public, immutable, max-age=3600";
 };

@@ -4,7 +4,8 @@
 // them readably.
 //
 // Keys
-//   kawipiko:schema          "kawipiko-archive/1": the server refuses any other value
+//   kawipiko:schema          "kawipiko-archive/1" (one site), or "kawipiko-archive/2" (host
+//                            folders, below): the server refuses any other value
 //   kawipiko:meta            "name=value" lines: settings and counts of the build
 //   kawipiko:paths           every request path that has an entry, one per line, sorted
 //                            (left out with --exclude-file-listing)
@@ -19,6 +20,18 @@
 //                            request costs one lookup; the keys exist for rebuilds (a rebuild
 //                            reuses compressed bodies whose source hash and setting match)
 //   skip:<sha256>:<coding>   empty: that compression was tried and not worth keeping
+//
+// Host folders (schema 2, `kawipiko archive --host-folders`): each top-level folder of the
+// sources is the site of one host, "example.com" or "*.example.com" (lower case), or "_default"
+// for hosts that match none. Each host's keys are the ones above with the host in front of the
+// path: "<host>/<request path>" ("example.com/docs/") and "fallback:<host>/<folder>/"; the
+// `kawipiko:paths` lines are those keys; bodies and skip marks stay as they are, shared by every
+// host (one content is stored once whichever hosts publish it). Redirect Locations stay paths
+// within the host. One more key:
+//   kawipiko:hosts           the hosts, one per line, sorted as their keys are (bytewise by
+//                            "<host>/", so that `kawipiko:paths` stays sorted); "_default"
+//                            among them when that folder exists
+// fallback-depth in the meta is the deepest of every host's.
 //
 // Entry value ("200 2\n" then one descriptor line per variant, then the header blocks):
 //   <status:3 digits> <variant count:1 digit>\n
@@ -47,8 +60,11 @@ namespace kawipiko::archive::schema {
 
 inline constexpr std::string_view schema_key = "kawipiko:schema";
 inline constexpr std::string_view schema_value = "kawipiko-archive/1";
+inline constexpr std::string_view schema_value_hosts = "kawipiko-archive/2";  // host folders
 inline constexpr std::string_view meta_key = "kawipiko:meta";
 inline constexpr std::string_view paths_key = "kawipiko:paths";
+inline constexpr std::string_view hosts_key = "kawipiko:hosts";
+inline constexpr std::string_view default_host = "_default";  // the host folder for the rest
 inline constexpr std::string_view fallback_prefix = "fallback:";
 inline constexpr std::string_view body_prefix = "body:";
 inline constexpr std::string_view skip_prefix = "skip:";
@@ -107,6 +123,12 @@ static_assert(is_packed(descriptor::fields) && descriptor_size == 45);
 inline constexpr std::size_t max_variants = 3;        // identity, gzip, br
 inline constexpr std::size_t etag_header_prefix = 6;  // "ETag: "
 inline constexpr std::size_t max_block_size = max_hex(descriptor::block_length);  // 0xffff
+
+// Whether `key` is a path entry's ("/docs/", or "example.com/docs/" with host folders): the
+// other keys hold no '/' but the fallbacks'.
+[[nodiscard]] constexpr bool is_path_key(std::string_view key) noexcept {
+  return key.find('/') != std::string_view::npos && !key.starts_with(fallback_prefix);
+}
 
 // "body:<hash>:<coding>" and "skip:<hash>:<coding>".
 [[nodiscard]] inline std::string body_key(std::string_view hash, std::string_view coding) {

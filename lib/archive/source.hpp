@@ -31,4 +31,17 @@ struct skip_identity {
 // Walks `root`. Throws std::runtime_error / std::system_error naming the path at fault.
 source_tree walk(const std::string& root, const skip_identity& skip = {});
 
+// One top-level folder of a host-folders tree: the host whose site it is, and where it lies.
+struct host_folder {
+  std::string host;  // "example.com", "*.example.com" (lower case) or "_default"
+  std::string file;  // the folder, to walk as that host's root
+};
+
+// The host folders of `root` (the names of its top-level folders, as http::parse_host_pattern
+// reads them, or "_default"), sorted as their archive keys are: bytewise by "<host>/". Names the
+// walk skips are skipped here too, and so is `skip`. Throws std::runtime_error naming the path
+// for a file at the top (it belongs to no host), a folder name that is not a host name, two
+// folders naming one host, and a tree without any host folder.
+std::vector<host_folder> list_host_folders(const std::string& root, const skip_identity& skip = {});
+
 }  // namespace kawipiko::archive

@@ -1,7 +1,8 @@
 #pragma once
-// The small pieces of HTTP syntax (RFC 9110 §5.6) that the header parsers and the archive's
-// header-block check share: optional whitespace, tokens, ASCII case folding (the one place it is
-// written: no locale on these paths).
+// The small pieces of HTTP syntax (RFC 9110 §5.6) that the header parsers, the archive's
+// header-block check, request targets and the rules files share: optional whitespace, tokens,
+// control bytes, hex digits, ASCII case folding (the one place each is written: no locale on
+// these paths).
 
 #include <cstddef>
 #include <string_view>
@@ -25,6 +26,30 @@ namespace kawipiko::http::syntax {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   constexpr std::string_view others = "!#$%&'*+-.^_`|~";
   return others.find(c) != std::string_view::npos;
+}
+
+// A control byte (0x00-0x1F, 0x7F): never valid raw in a field value or a URL.
+[[nodiscard]] constexpr bool is_control(unsigned char c) noexcept {
+  return c < 0x20 || c == 0x7f;
+}
+
+// The value of a hex digit in either case, or -1 (percent-escapes).
+[[nodiscard]] constexpr int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Whether `text[at]` starts a percent-escape: '%' and two hex digits. `at` < text.size().
+[[nodiscard]] constexpr bool is_escape_at(std::string_view text, std::size_t at) noexcept {
+  return text[at] == '%' && text.size() - at >= 3 && hex_value(text[at + 1]) >= 0 &&
+         hex_value(text[at + 2]) >= 0;
+}
+
+// The byte the escape at `text[at]` stands for (is_escape_at must hold).
+[[nodiscard]] constexpr unsigned char escaped_byte(std::string_view text, std::size_t at) noexcept {
+  return static_cast<unsigned char>(hex_value(text[at + 1]) * 16 + hex_value(text[at + 2]));
 }
 
 // ASCII lower case; other bytes unchanged.

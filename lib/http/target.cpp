@@ -5,9 +5,7 @@
 namespace kawipiko::http {
 namespace {
 
-constexpr bool is_control(unsigned char c) noexcept {
-  return c < 0x20 || c == 0x7f;
-}
+using syntax::is_control;
 
 // Raw path bytes refused besides controls; the reason is in normalize_target's contract.
 constexpr bool is_refused_in_path(unsigned char c) noexcept {
@@ -29,13 +27,6 @@ constexpr bool is_refused_in_path(unsigned char c) noexcept {
 // Raw bytes refused in the parts that are not decoded (authority, query, fragment).
 constexpr bool is_refused_elsewhere(unsigned char c) noexcept {
   return c == ' ' || c == '"' || c == '<' || c == '>';
-}
-
-constexpr int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // Where the authority starts for an http(s) absolute-form target, or 0 if it is not one.
@@ -186,11 +177,8 @@ target_error normalize_target(std::string_view target, std::span<char> out,
     auto c = static_cast<unsigned char>(target[position]);
     if (c == '?' || c == '#') break;
     if (c == '%') {
-      if (target.size() - position < 3) return target_error::bad_escape;
-      const int high = hex_value(target[position + 1]);
-      const int low = hex_value(target[position + 2]);
-      if (high < 0 || low < 0) return target_error::bad_escape;
-      c = static_cast<unsigned char>(high * 16 + low);
+      if (!syntax::is_escape_at(target, position)) return target_error::bad_escape;
+      c = syntax::escaped_byte(target, position);
       position += 2;
     } else if (is_refused_in_path(c)) {
       return target_error::bad_form;
@@ -211,6 +199,10 @@ target_error normalize_target(std::string_view target, std::span<char> out,
   if (builder.overflowed()) return target_error::too_long;
   out_size = size;
   return target_error::none;
+}
+
+bool is_kept_by_encode_path(unsigned char c) noexcept {
+  return is_kept_by_encode(c);
 }
 
 std::string encode_path(std::string_view path) {

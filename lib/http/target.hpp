@@ -58,4 +58,8 @@ enum class target_error {
 // std::bad_alloc only.
 [[nodiscard]] std::string encode_path(std::string_view path);
 
+// Whether encode_path keeps the byte `c` raw: for callers that encode byte by byte (the redirect
+// matcher substituting values into a Location). noexcept.
+[[nodiscard]] bool is_kept_by_encode_path(unsigned char c) noexcept;
+
 }  // namespace kawipiko::http

@@ -29,9 +29,12 @@ std::vector<std::string> archive_paths(const options& opts) {
 
 std::vector<std::string> certificate_paths(const tls_settings& tls) {
   std::vector<std::string> paths;
-  if (tls.bind_tls.empty() || tls.self_signed) return paths;
-  for (const auto* pem : {&tls.bundle, &tls.public_pem, &tls.private_pem}) {
-    if (!pem->empty()) paths.push_back(*pem);
+  if (tls.self_signed) return paths;  // nothing to re-read on SIGHUP
+  // Every certificate's files (a TLS listener of --bind-tls or passed by systemd).
+  for (const auto& files : tls.certificates) {
+    for (const auto* pem : {&files.bundle, &files.public_pem, &files.private_pem}) {
+      if (!pem->empty()) paths.push_back(*pem);
+    }
   }
   return paths;
 }
@@ -100,8 +103,10 @@ std::vector<std::string> files_read_later(const options& opts) {
   return files;
 }
 
-std::vector<std::string> files_written_later(const options&) {
-  return {};
+std::vector<std::string> files_written_later(const options& opts) {
+  // SIGUSR1 reopens the access log under its name (after logrotate renamed it: a new file).
+  if (opts.access_log.empty() || opts.access_log == "-") return {};
+  return {opts.access_log};
 }
 
 void validate_confinement(const options& opts) {

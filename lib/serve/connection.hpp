@@ -27,6 +27,7 @@
 #include "serve/http1.hpp"
 #include "serve/http2.hpp"
 #include "serve/output.hpp"
+#include "serve/request_log.hpp"
 #include "serve/transport.hpp"
 
 namespace kawipiko::serve {
@@ -53,6 +54,8 @@ class connection_base : public boost::intrusive::list_base_hook<
   virtual void check(coarse_clock::time_point now) noexcept = 0;
   // Closes the transport now; a pending wait then completes (aborted) and the worker deletes it.
   virtual void close() noexcept = 0;
+  // Over TLS.
+  [[nodiscard]] virtual bool secure() const noexcept = 0;
   // Whether bytes of `hold`'s generation wait to be sent (an unsent batch, an HTTP/2 stream).
   [[nodiscard]] virtual bool sends_from(const site_hold& hold) const noexcept = 0;
 };
@@ -70,9 +73,10 @@ template <class Transport>
 class connection final : public connection_base {
  public:
   // The transport is made in place from the worker's read buffer and `args` (the socket, …).
+  // `peer`: the client, for the access log (unknown when it is off).
   template <class... Args>
-  explicit connection(connection_context& ctx, Args&&... args)
-      : transport_(ctx.read_buffer, std::forward<Args>(args)...), ctx_(ctx) {
+  connection(connection_context& ctx, const peer_address& peer, Args&&... args)
+      : transport_(ctx.read_buffer, std::forward<Args>(args)...), ctx_(ctx), peer_(peer) {
     // A handshake must end within the header timeout, counted from accept.
     const auto& limits = ctx_.http.opts.limits;
     deadline_ =
@@ -87,17 +91,25 @@ class connection final : public connection_base {
       // Waiting to write, the socket's buffer full: a client that drains it, however slowly,
       // is making progress; the write timeout is for one that does not (or has gone).
       if (state_ == state::writing && transport_.queued() < queued_) {
-        queued_ = static_cast<std::uint32_t>(transport_.queued());
+        queued_ = queued_now();
         deadline_ = now + ctx_.http.opts.limits.write_timeout;
         return;
       }
+      if (state_ == state::idle && still_receiving(now)) return;
       return close();
     }
-    if (ctx_.http.draining && state_ == state::idle) {
+    if (ctx_.http.draining && state_ == state::fresh) {
+      // Its first request may be on its way (a restart under load: accepted a moment before the
+      // stop): it has first_request_grace to come, and is answered with "Connection: close".
+      deadline_ = std::min(deadline_, now + first_request_grace);
+      if (now >= deadline_) close();
+    } else if (ctx_.http.draining && state_ == state::idle) {
       if (h2_) say_goaway();
       close();
     }
   }
+
+  [[nodiscard]] bool secure() const noexcept override { return Transport::has_handshake; }
 
   [[nodiscard]] bool sends_from(const site_hold& hold) const noexcept override {
     return held_.of(hold) || (h2_ && h2_->sends_from(hold));
@@ -114,6 +126,7 @@ class connection final : public connection_base {
 
  private:
   enum class state {
+    fresh,      // accepted, no request yet: the idle timeout runs (a handshake's: the header's)
     idle,       // between requests: the idle timeout runs
     reading,    // a request has begun: the header timeout runs
     writing,    // a batch is partly written: the write timeout runs
@@ -122,6 +135,7 @@ class connection final : public connection_base {
   };
 
   static constexpr auto linger_time = std::chrono::seconds(2);
+  static constexpr auto first_request_grace = std::chrono::seconds(1);  // once draining
   static constexpr std::size_t linger_bytes = 1 << 20;  // dropped at most while lingering
 
   // Reads what comes next into the worker's buffer, behind the kept bytes of an unfinished
@@ -158,7 +172,9 @@ class connection final : public connection_base {
   // Answers every complete request in `input` with one batch, and writes it.
   void answer(std::string_view input, bool peer_done) {
     if (!chosen_ && !choose_protocol(input, peer_done)) return do_read();
+    if (ctx_.http.records != nullptr) ctx_.http.records->peer = &peer_;
     const auto date = ctx_.date.get();
+    if constexpr (Transport::has_handshake) ctx_.http.certificate = transport_.certificate();
     next_ = h2_ ? h2_->on_input(input, peer_done, date, ctx_.http, ctx_.out)
                 : protocol_.on_input(input, peer_done, date, ctx_.http, ctx_.out);
     if (ctx_.out.empty()) return written();
@@ -216,7 +232,7 @@ class connection final : public connection_base {
   void wait_writable() {
     state_ = state::writing;
     deadline_ = coarse_now() + ctx_.http.opts.limits.write_timeout;
-    queued_ = static_cast<std::uint32_t>(std::min<std::size_t>(transport_.queued(), UINT32_MAX));
+    queued_ = queued_now();
     waiting_ = true;
     transport_.wait_writable([this](const boost::system::error_code& ec) { on_writable(ec); });
   }
@@ -236,6 +252,30 @@ class connection final : public connection_base {
     }
     drop_sent(sent.bytes);
     wait_writable();  // progress or not, with a fresh write deadline
+  }
+
+  // The idle time ran out, but the last response may still sit in the kernel's buffer (a large
+  // body handed over at once, a slow client): the idle time counts from when the client has
+  // taken it. While that buffer shrinks, the write timeout runs; once it is empty, the idle time
+  // starts again. Asked only when the time runs out, so a response costs no extra system call.
+  bool still_receiving(coarse_clock::time_point now) noexcept {
+    const auto& limits = ctx_.http.opts.limits;
+    const auto queued = queued_now();
+    if (queued > 0 && (queued_ == 0 || queued < queued_)) {
+      queued_ = queued;
+      deadline_ = now + limits.write_timeout;
+      return true;
+    }
+    if (queued == 0 && queued_ > 0) {
+      queued_ = 0;
+      deadline_ = now + limits.idle_timeout;
+      return true;
+    }
+    return false;
+  }
+
+  [[nodiscard]] std::uint32_t queued_now() noexcept {
+    return static_cast<std::uint32_t>(std::min<std::size_t>(transport_.queued(), UINT32_MAX));
   }
 
   static std::size_t total_size(std::span<const iovec> parts) noexcept {
@@ -261,6 +301,7 @@ class connection final : public connection_base {
     if (protocol_.idle()) {
       state_ = state::idle;
       deadline_ = coarse_now() + ctx_.http.opts.limits.idle_timeout;
+      queued_ = 0;  // still_receiving looks at the kernel's buffer only if the time runs out
     } else {
       state_ = state::reading;
     }
@@ -274,6 +315,7 @@ class connection final : public connection_base {
     if (ctx_.http.draining && !h2_->goaway_sent()) return answer({}, false);
     const bool idle = h2_->idle();
     state_ = idle ? state::idle : state::reading;
+    queued_ = 0;
     const auto& limits = ctx_.http.opts.limits;
     deadline_ = coarse_now() + (idle ? limits.idle_timeout : limits.write_timeout);
     do_read();
@@ -340,9 +382,10 @@ class connection final : public connection_base {
 
   Transport transport_;
   connection_context& ctx_;
+  peer_address peer_;
   http1_protocol protocol_;
   std::unique_ptr<http2_protocol> h2_;  // made when the connection turns out to speak HTTP/2
-  state state_ = state::idle;
+  state state_ = state::fresh;
   next_step next_ = next_step::read;
   bool chosen_ = false;   // the protocol is known (HTTP/1.1 unless h2_)
   bool waiting_ = false;  // a wait is pending: its handler still refers to this connection
@@ -356,7 +399,8 @@ class connection final : public connection_base {
   std::unique_ptr<unsent_batch> unsent_;
   site_use held_;  // the generation the unsent batch's archive bytes belong to
   std::uint32_t lingered_ = 0;
-  std::uint32_t queued_ = 0;  // the kernel's unsent bytes when the write wait began or progressed
+  // The kernel's unsent bytes when the write wait (or the idle time) began or last progressed.
+  std::uint32_t queued_ = 0;
 };
 
 }  // namespace kawipiko::serve

@@ -374,6 +374,28 @@ archive::lookup_status look_up(const site& s, std::string_view path,
   return s.find_fallback(path, entry);
 }
 
+// The answer of site `s` for `path` (normalized).
+response_info answer_from(reply& r, const request& req, const site& s,
+                          std::string_view path) noexcept {
+  archive::entry entry;
+  const auto found = look_up(s, path, entry);
+  if (found == archive::lookup_status::corrupt) return error(r, 500);
+  if (found == archive::lookup_status::not_found) return error(r, 404);
+
+  if (entry.status == 308) return redirect(r, req.target, entry.variants[0]);
+  const auto& v = entry.variants[pick_variant(req, entry)];
+  if (entry.status != 200) return stored_page(r, entry.status, v);
+  // The preconditions in RFC 9110 §13.2.2's order: If-Match (strong comparison), then
+  // If-None-Match (weak), then If-Range. Without a stored ETag only "*" can match (the resource
+  // exists). If-Unmodified-Since (and If-Modified-Since) are deliberately never read: the archive
+  // stores no modification dates, and §13.1.4 says a server without one must ignore the field.
+  if (req.has_if_match && !http::if_match(req.if_match, v.etag)) return error(r, 412);
+  if (req.has_if_none_match && http::if_none_match(req.if_none_match, v.etag)) {
+    return not_modified(r, v);
+  }
+  return ranges_or_full(r, req, v);
+}
+
 }  // namespace
 
 handler::handler(const site& s, const answer_settings& settings)
@@ -383,7 +405,8 @@ handler::handler(const site& s, const answer_settings& settings)
       answering_(&s),
       settings_(settings) {}
 
-response_info handler::respond(const request& req, response_writer& w) noexcept {
+response_info handler::respond(const request& req, response_writer& w,
+                               const served_certificate* tls) noexcept {
   reply r{.w = w,
           .settings = settings_,
           .body = req.verb == method::head ? body_mode::head_only : body_mode::with_body};
@@ -400,25 +423,20 @@ response_info handler::respond(const request& req, response_writer& w) noexcept 
   // The site by the name the request was sent to: absolute-form's authority (RFC 9112 §3.2.2),
   // else Host (or :authority).
   std::array<char, 256> name_room{};
-  answering_ = sites_->find(normalized_host(host_of(req), name_room));
+  const auto host = normalized_host(host_of(req), name_room);
+  // A name that the connection's certificate does not cover but another one of ours does: the
+  // client reused a connection made for another name (HTTP/2 coalescing, RFC 9113 §9.1.1) and
+  // 421 sends it to one of its own (RFC 9110 §15.5.20). A name no certificate covers is served
+  // as before, as nginx does: the client checked the certificate it got, and a 421 would leave
+  // it nowhere better to go.
+  if (tls != nullptr && tls->table->is_misdirected(tls->index, host)) return error(r, 421);
+  const int place = sites_->find_host(host);
+  answering_ = sites_->at(place);
   if (answering_ == nullptr) return error(r, 421);  // no site here for that name
-  archive::entry entry;
-  const auto found = look_up(*answering_, {path_.data(), path_size}, entry);
-  if (found == archive::lookup_status::corrupt) return error(r, 500);
-  if (found == archive::lookup_status::not_found) return error(r, 404);
-
-  if (entry.status == 308) return redirect(r, req.target, entry.variants[0]);
-  const auto& v = entry.variants[pick_variant(req, entry)];
-  if (entry.status != 200) return stored_page(r, entry.status, v);
-  // The preconditions in RFC 9110 §13.2.2's order: If-Match (strong comparison), then
-  // If-None-Match (weak), then If-Range. Without a stored ETag only "*" can match (the resource
-  // exists). If-Unmodified-Since (and If-Modified-Since) are deliberately never read: the archive
-  // stores no modification dates, and §13.1.4 says a server without one must ignore the field.
-  if (req.has_if_match && !http::if_match(req.if_match, v.etag)) return error(r, 412);
-  if (req.has_if_none_match && http::if_none_match(req.if_none_match, v.etag)) {
-    return not_modified(r, v);
-  }
-  return ranges_or_full(r, req, v);
+  auto info = answer_from(r, req, *answering_, {path_.data(), path_size});
+  info.host = place;
+  info.generation = answering_->generation();
+  return info;
 }
 
 response_info handler::respond_error(unsigned status, body_mode body, response_writer& w) noexcept {

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "archive/compress.hpp"
+#include "serve/certificate_names.hpp"
 #include "serve/host_table.hpp"
 #include "serve/response.hpp"
 #include "serve/site.hpp"
@@ -34,6 +35,7 @@ enum class method {
 // and the fields; version and keep_alive are HTTP/1.1's, for its protocol code.
 struct request {
   method verb = method::get;
+  std::string_view method_token;  // the method as sent (for the access log)
   std::string_view target;
   unsigned version = 11;   // 10 or 11 (a later 1.x is answered as 11)
   bool keep_alive = true;  // as the request asked (version and Connection)
@@ -48,6 +50,9 @@ struct request {
   std::string_view range;
   bool has_if_range = false;
   std::string_view if_range;
+  // For the access log only (the first of each; HTTP/2 keeps them only while it logs).
+  std::string_view referer;
+  std::string_view user_agent;
 };
 
 // Whether an answer carries its body: a HEAD request gets the header only.
@@ -58,6 +63,10 @@ struct response_info {
   archive::encoding coding = archive::encoding::identity;
   std::uint64_t body_bytes = 0;
   bool corrupt = false;  // a corrupt archive record was met (500): worth a log line
+  // The site that answered, for the counters and the access log: its place in site_set::hosts,
+  // or -1 for the default one (and for an answer no site gave); its generation, 0 for none.
+  int host = -1;
+  std::uint64_t generation = 0;
 };
 
 // How the answers of one listener look, besides the archive's own header blocks.
@@ -80,8 +89,11 @@ class handler {
   // Answers from `sites` from now on (a reload); they must outlive their use.
   void use(const site_set& sites) noexcept { sites_ = &sites; }
 
-  // Describes the response to `req` to `w`.
-  response_info respond(const request& req, response_writer& w) noexcept;
+  // Describes the response to `req` to `w`. `tls`: the certificate the request's TLS connection
+  // got (null for plain connections): a host that it does not cover and another certificate does
+  // gets 421.
+  response_info respond(const request& req, response_writer& w,
+                        const served_certificate* tls = nullptr) noexcept;
 
   // A short text answer for a request that could not be parsed or is refused (400, 404, 405,
   // 412, 413, 414, 431, 500, 501, 505…).

@@ -23,13 +23,20 @@ struct limits {
   bool timeouts = true;  // --timeout-disable
 };
 
-// TLS: its listener, where its certificate comes from (exactly one source), and what it changes
-// in the answers. Checked by serve::validate; the certificate is loaded by tls_context.
+// One certificate of a TLS listener: a bundle, or a public file with its private key.
+struct certificate_files {
+  std::string bundle;       // --tls-bundle: certificate, its chain and the key in one PEM
+  std::string public_pem;   // --tls-public: certificate, then its chain (PEM)
+  std::string private_pem;  // --tls-private: the certificate's private key (PEM)
+};
+
+// TLS: its listener, where its certificates come from (files, or one made at start), and what it
+// changes in the answers. Checked by serve::validate; the certificates are loaded by tls_context.
 struct tls_settings {
-  std::string bind_tls;         // "<ip>:<port>" of the TLS listener (as --bind); empty: none
-  std::string bundle;           // --tls-bundle: certificate, its chain and the key in one PEM
-  std::string public_pem;       // --tls-public: certificate, then its chain (PEM)
-  std::string private_pem;      // --tls-private: the certificate's private key (PEM)
+  std::string bind_tls;  // "<ip>:<port>" of the TLS listener (as --bind); empty: none
+  // In command-line order; the first is the default (no SNI, or a name none covers), SNI picks
+  // another whose names cover the name asked for.
+  std::vector<certificate_files> certificates;
   bool self_signed = false;     // --tls-self-signed: an in-memory one for localhost, at start
   bool hsts = false;            // --security-headers-tls: Strict-Transport-Security over TLS
   bool https_redirect = false;  // --https-redirect: the plain listener answers 308 to https
@@ -44,10 +51,20 @@ struct confinement {
   std::optional<std::size_t> memory_mib;  // --limit-memory: RLIMIT_AS and RLIMIT_DATA, in MiB
 };
 
+// The access log's line format (access_log.hpp): Apache's and nginx's "combined", or JSON.
+enum class access_log_format { combined, json };
+
 // --host <name>=<archive>: a virtual host (host_table.hpp says how names match).
 struct virtual_host {
   std::string name;     // "example.com" or "*.example.com"
   std::string archive;  // its archive
+};
+
+// A listening socket a service manager passed (socket activation, systemd.hpp): it takes the place
+// of --bind (plain) or --bind-tls (tls). The process keeps the descriptor open for its life.
+struct passed_listener {
+  int fd = -1;
+  bool tls = false;
 };
 
 struct options {
@@ -66,11 +83,18 @@ struct options {
   bool debug = false;  // one log line per request
   bool quiet = false;  // no start-up line
   bool security_headers = true;
-  bool http1 = true;  // --http1-disable: HTTP/2 only (ALPN h2; the plain listener h2c only)
-  bool http2 = true;  // --http2-disable: HTTP/1.1 only (ALPN http/1.1; no h2c)
+  bool http1 = true;       // --http1-disable: HTTP/2 only (ALPN h2; the plain listener h2c only)
+  bool http2 = true;       // --http2-disable: HTTP/1.1 only (ALPN http/1.1; no h2c)
+  std::string access_log;  // --access-log: a file to append to, "-" for stdout; empty: none
+  access_log_format log_format = access_log_format::combined;
+  std::string
+      metrics_bind;  // --metrics-bind "<ip>:<port>": /metrics, /healthz, /readyz; empty: none
   struct limits limits;
   tls_settings tls;
   confinement confine;
+  // Socket activation: when not empty, these are the listeners, and --bind and --bind-tls are
+  // not bound (serve::validate says what they need).
+  std::vector<passed_listener> passed;
 };
 
 }  // namespace kawipiko::serve

@@ -2,9 +2,12 @@
 
 #include <openssl/evp.h>
 
+#include <array>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "archive/schema.hpp"
 #include "base/error.hpp"
@@ -12,6 +15,10 @@
 namespace kawipiko::serve {
 
 namespace {
+
+// The longest key a site builds: a host ("*." and a 253-byte name) in front of the longest path
+// the handler normalizes (handler.hpp: 8 KiB).
+constexpr std::size_t max_key = 256 + 8192;
 
 base::mapped_file open_file(const options& opts) {
   const auto how = opts.in_memory || opts.index_content ? base::mapped_file::mode::in_memory
@@ -29,9 +36,20 @@ archive::reader open_reader(const base::mapped_file& file) {
   }
 }
 
+// The archive of a site that is all of it: one without host folders.
+std::shared_ptr<const site_archive> whole_archive(const options& opts, std::uint64_t generation) {
+  auto archive = std::make_shared<const site_archive>(opts, generation);
+  if (archive->reader().has_host_folders()) {
+    throw std::runtime_error(base::quote(opts.archive) +
+                             " has host folders; give it with --archive");
+  }
+  return archive;
+}
+
 }  // namespace
 
-site::site(const options& opts) : file_(open_file(opts)), reader_(open_reader(file_)) {
+site_archive::site_archive(const options& opts, std::uint64_t generation)
+    : file_(open_file(opts)), reader_(open_reader(file_)), generation_(generation) {
   // Every entry is decoded and its header blocks checked once, now: the hot path then sends
   // blocks as they are (and HTTP/2 the lines split here). A malformed one is remembered and
   // answered with a 500 (and left out of the index), as the one bad record it is; the rest of the
@@ -47,7 +65,7 @@ site::site(const options& opts) : file_(open_file(opts)), reader_(open_reader(fi
   std::error_code error;
   reader_.database().for_each(
       [&](std::string_view key, std::string_view value, std::size_t) {
-        const bool is_path = !key.empty() && key.front() == '/';
+        const bool is_path = archive::schema::is_path_key(key);
         if (!is_path && !key.starts_with(archive::schema::fallback_prefix)) return;
         EVP_DigestUpdate(digest.get(), key.data(), key.size());
         EVP_DigestUpdate(digest.get(), value.data(), value.size());
@@ -72,8 +90,8 @@ site::site(const options& opts) : file_(open_file(opts)), reader_(open_reader(fi
   }
 }
 
-archive::lookup_status site::checked(archive::lookup_status status,
-                                     const archive::entry& e) const noexcept {
+archive::lookup_status site_archive::checked(archive::lookup_status status,
+                                             const archive::entry& e) const noexcept {
   if (status == archive::lookup_status::found && !malformed_.empty() &&
       malformed_.contains(e.variants[0].block.data())) {
     return archive::lookup_status::corrupt;
@@ -81,22 +99,39 @@ archive::lookup_status site::checked(archive::lookup_status status,
   return status;
 }
 
-archive::lookup_status site::find_fallback(std::string_view path,
-                                           archive::entry& out) const noexcept {
-  return checked(reader_.find_fallback(path, out), out);
+archive::lookup_status site_archive::find_fallback(std::string_view host, std::string_view path,
+                                                   archive::entry& out) const noexcept {
+  return checked(reader_.find_fallback(host, path, out), out);
 }
 
-archive::lookup_status site::find(std::string_view path, archive::entry& out) const noexcept {
+archive::lookup_status site_archive::find(std::string_view key,
+                                          archive::entry& out) const noexcept {
   if (!index_.empty()) {
-    const auto found = index_.find(path);
+    const auto found = index_.find(key);
     if (found == index_.end()) {
       // Not indexed: missing, or a corrupt record the index left out; the archive says which.
-      return checked(reader_.find(path, out), out);
+      return checked(reader_.find(key, out), out);
     }
     out = found->second;
     return archive::lookup_status::found;
   }
-  return checked(reader_.find(path, out), out);
+  return checked(reader_.find(key, out), out);
+}
+
+site::site(const options& opts, std::uint64_t generation)
+    : site(whole_archive(opts, generation), {}) {}
+
+site::site(std::shared_ptr<const site_archive> archive, std::string_view host)
+    : archive_(std::move(archive)), host_(host) {}
+
+archive::lookup_status site::find(std::string_view path, archive::entry& out) const noexcept {
+  if (host_.empty()) return archive_->find(path, out);
+  // The key is the host, then the path: built here, so that a lookup stays one probe.
+  std::array<char, max_key> key;  // only the bytes written are read
+  if (host_.size() + path.size() > key.size()) return archive::lookup_status::not_found;
+  std::memcpy(key.data(), host_.data(), host_.size());
+  std::memcpy(key.data() + host_.size(), path.data(), path.size());
+  return archive_->find(std::string_view(key.data(), host_.size() + path.size()), out);
 }
 
 }  // namespace kawipiko::serve

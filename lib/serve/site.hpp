@@ -1,11 +1,14 @@
 #pragma once
-// The archive a server answers from: the file (mapped or in memory), its validated reader, the
-// optional in-memory path index, and its header blocks as HTTP/2 header lists. Immutable once
-// built and shared by every thread.
+// The archives a server answers from, and the sites in them. A site_archive is one opened archive:
+// the file (mapped or in memory), its validated reader, the optional in-memory path index, and
+// its header blocks as HTTP/2 header lists. A site is what one host is answered from: the whole
+// of an archive, or (host folders) one host's part of it, whose keys have that host in front;
+// the sites of one archive share it. Both are immutable once built and shared by every thread.
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -20,20 +23,23 @@
 
 namespace kawipiko::serve {
 
-class site {
+class site_archive {
  public:
-  // Opens, validates and (as the options say) preloads and indexes the archive. Throws
+  // Opens, validates and (as the options say) preloads and indexes opts.archive. Throws
   // std::runtime_error / std::system_error with a one-line message naming the file.
-  explicit site(const options& opts);
+  // `generation`: which load of its archive this is (1 at start, then one more per reload).
+  explicit site_archive(const options& opts, std::uint64_t generation = 1);
 
-  // The entry stored for `path` (a normalized request path), or for find_fallback the wildcard
-  // or error page that covers it. `corrupt` for a record that cannot be decoded or whose header
-  // block failed the check at open (answered with a 500). Thread-safe, no allocation.
-  [[nodiscard]] archive::lookup_status find(std::string_view path,
+  // The entry stored under `key` (a normalized request path, with host folders its host in
+  // front), or for find_fallback the wildcard or error page of `host` that covers `path`.
+  // `corrupt` for a record that cannot be decoded or whose header block failed the check at open
+  // (answered with a 500). Thread-safe, no allocation.
+  [[nodiscard]] archive::lookup_status find(std::string_view key,
                                             archive::entry& out) const noexcept;
-  [[nodiscard]] archive::lookup_status find_fallback(std::string_view path,
+  [[nodiscard]] archive::lookup_status find_fallback(std::string_view host, std::string_view path,
                                                      archive::entry& out) const noexcept;
 
+  [[nodiscard]] const std::string& path() const noexcept { return file_.path(); }
   [[nodiscard]] std::size_t size() const noexcept { return file_.size(); }
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return file_.bytes(); }
   // The lease guarding the mapping (base/mapped_file.hpp): its descriptor, or -1 in memory, and
@@ -45,6 +51,7 @@ class site {
   // 16 hex digits naming the build: a SHA-256 of every entry (paths, header blocks, ETags),
   // so two archives of the same sources and settings have the same one.
   [[nodiscard]] const std::string& build_id() const noexcept { return build_id_; }
+  [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
   // Every well-formed block of the archive, split into lines once, for HTTP/2.
   [[nodiscard]] const header_lists& lists() const noexcept { return lists_; }
 
@@ -65,13 +72,45 @@ class site {
   [[nodiscard]] archive::lookup_status checked(archive::lookup_status status,
                                                const archive::entry& e) const noexcept;
 
-  std::unordered_map<std::string_view, archive::entry> index_;
+  std::unordered_map<std::string_view, archive::entry> index_;  // by key
   // Malformed entries, by where their value starts (stable for the image's lifetime).
   std::unordered_set<const char*> malformed_;
   header_lists lists_;
   std::string build_id_;
+  std::uint64_t generation_;
   mutable std::atomic<std::chrono::steady_clock::rep> release_by_{
       std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
+};
+
+class site {
+ public:
+  // Opens opts.archive as one site, the whole of it. Throws as site_archive does, and for an
+  // archive of host folders ("'x.cdb' has host folders; give it with --archive"), whose sites
+  // host_table.hpp's sites_of gives.
+  explicit site(const options& opts, std::uint64_t generation = 1);
+  // The site of `host` in `archive`: one of its reader().hosts(), or empty for the whole of an
+  // archive without host folders.
+  site(std::shared_ptr<const site_archive> archive, std::string_view host);
+
+  // The entry for `path` (a normalized request path), or the wildcard or error page that covers
+  // it; as site_archive's, within this site's host. Thread-safe, no allocation.
+  [[nodiscard]] archive::lookup_status find(std::string_view path,
+                                            archive::entry& out) const noexcept;
+  [[nodiscard]] archive::lookup_status find_fallback(std::string_view path,
+                                                     archive::entry& out) const noexcept {
+    return archive_->find_fallback(host_, path, out);
+  }
+
+  [[nodiscard]] const site_archive& archive() const noexcept { return *archive_; }
+  // The host whose site this is ("example.com", "*.example.com", "_default"), or empty.
+  [[nodiscard]] const std::string& host() const noexcept { return host_; }
+  [[nodiscard]] const header_lists& lists() const noexcept { return archive_->lists(); }
+  // Which load of its archive this is (site_archive::generation).
+  [[nodiscard]] std::uint64_t generation() const noexcept { return archive_->generation(); }
+
+ private:
+  std::shared_ptr<const site_archive> archive_;
+  std::string host_;  // in front of every key of this site; empty for a whole archive
 };
 
 }  // namespace kawipiko::serve

@@ -1,11 +1,12 @@
 #pragma once
 // The live generation of the archives (a site_set: the default site and one per virtual host)
-// and who still uses the old ones. A reload opens and validates a new site off the serving
-// threads and replaces, in a new set, the one it reloads (site_source); each archive reloads on
-// its own, and nothing is ever changed in place. Each worker takes the new generation between
-// batches and keeps each one it has used (site_hold) until no connection or stream of its own still
-// sends from it (site_use): a response under way finishes from the generation it started with, and
-// the old mapping goes when its last response is out.
+// and who still uses the old ones. A reload opens and validates a new archive off the serving
+// threads and replaces, in a new set, the sites it brings (site_source): every host of an
+// archive of host folders at once; each archive reloads on its own, and nothing is ever changed
+// in place. Each worker takes the new generation between batches and keeps each one it has used
+// (site_hold) until no connection or stream of its own still sends from it (site_use): a
+// response under way finishes from the generation it started with, and the old mapping goes when
+// its last response is out.
 
 #include <atomic>
 #include <cstddef>
@@ -31,8 +32,8 @@ class site_source {
     const std::lock_guard lock(mutex_);
     return current_;
   }
-  // Thread-safe: the whole set, or (replace_site) one of its sites: the default one for
-  // `host` -1, else hosts[host].
+  // Thread-safe: the whole set, or (replace_from) what one archive brought: its sites, for
+  // --archive (`from` -1) its default one too (host_table.hpp's replaced()).
   void replace(std::shared_ptr<const site_set> next) {
     {
       const std::lock_guard lock(mutex_);
@@ -40,13 +41,10 @@ class site_source {
     }
     generation_.fetch_add(1, std::memory_order_acq_rel);
   }
-  void replace_site(int host, std::shared_ptr<const site> next) {
+  void replace_from(int from, site_set part) {
     {
       const std::lock_guard lock(mutex_);
-      auto changed = std::make_shared<site_set>(*current_);
-      (host < 0 ? changed->fallback : changed->hosts.at(static_cast<std::size_t>(host)).answers) =
-          std::move(next);
-      current_ = std::move(changed);
+      current_ = std::make_shared<const site_set>(replaced(*current_, from, std::move(part)));
     }
     generation_.fetch_add(1, std::memory_order_acq_rel);
   }

@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -36,6 +37,9 @@ constexpr allowed_call allow_list[] = {
     {"ppoll", check::any},
     // Connections: accepted, read, written, shut down, closed.
     {"accept4", check::any},
+    // systemd's notify protocol: a datagram socket made for each notification (RELOADING=1,
+    // READY=1, STOPPING=1), never a network one.
+    {"socket", check::unix_socket},
     {"read", check::any},
     {"readv", check::any},
     {"recvfrom", check::any},
@@ -190,6 +194,8 @@ void add_allowed(const filter& ctx, const allowed_call& call) {
       return add(ctx, number, {argument(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(::getpid()))});
     case check::threads_only:
       return add(ctx, number, {argument(0, SCMP_CMP_MASKED_EQ, clone_thread, clone_thread)});
+    case check::unix_socket:
+      return add(ctx, number, {argument(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(AF_UNIX))});
     case check::socket_ioctl:
       for (const scmp_datum_t request : socket_requests) {
         add(ctx, number, {argument(1, SCMP_CMP_EQ, request)});

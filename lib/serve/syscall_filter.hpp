@@ -26,6 +26,7 @@ enum class argument_check {
   own_process,     // tgkill: this process's threads only (abort, glibc's internal signals)
   threads_only,    // clone: CLONE_THREAD set (a thread, never a new process)
   socket_ioctl,    // ioctl: FIONBIO, FIONREAD, SIOCOUTQ
+  unix_socket,     // socket: AF_UNIX only (a notification to the service manager, systemd.hpp)
 };
 
 struct allowed_call {

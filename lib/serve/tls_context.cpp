@@ -1,5 +1,6 @@
 #include "serve/tls_context.hpp"
 
+#include <arpa/inet.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -23,6 +24,8 @@
 
 #include "base/error.hpp"
 #include "base/mapped_file.hpp"
+#include "http/syntax.hpp"
+#include "serve/host_table.hpp"
 
 namespace kawipiko::serve {
 
@@ -272,12 +275,88 @@ certificate make_self_signed() {
   return out;
 }
 
-// The certificate the settings name, and the file to name in messages about it.
-std::pair<certificate, std::string> load_certificate(const tls_settings& settings) {
-  if (settings.self_signed) return {make_self_signed(), "self-signed"};
-  if (!settings.bundle.empty()) return {load_bundle(settings.bundle), settings.bundle};
-  assert(!settings.public_pem.empty() && !settings.private_pem.empty());  // serve::validate
-  return {load_pair(settings.public_pem, settings.private_pem), settings.public_pem};
+// A certificate and the file to name in messages about it.
+struct loaded_certificate {
+  certificate cert;
+  std::string source;
+};
+
+// The certificates the settings name, in their order. Throws, naming the file, at the first
+// that does not load.
+std::vector<loaded_certificate> load_certificates(const tls_settings& settings) {
+  std::vector<loaded_certificate> loaded;
+  if (settings.self_signed) {
+    loaded.push_back({make_self_signed(), "self-signed"});
+    return loaded;
+  }
+  for (const auto& files : settings.certificates) {
+    if (!files.bundle.empty()) {
+      loaded.push_back({load_bundle(files.bundle), files.bundle});
+      continue;
+    }
+    assert(!files.public_pem.empty() && !files.private_pem.empty());  // serve::validate
+    loaded.push_back({load_pair(files.public_pem, files.private_pem), files.public_pem});
+  }
+  assert(!loaded.empty());  // serve::validate
+  return loaded;
+}
+
+// ---- the names a certificate is for ----
+
+// An ASN.1 string's bytes as text; nullopt if it holds a NUL (a name forged to fool a client
+// that stops there).
+std::optional<std::string> text_of(const ASN1_STRING* string) {
+  const auto* bytes = reinterpret_cast<const char*>(ASN1_STRING_get0_data(string));
+  const std::string text(bytes, static_cast<std::size_t>(ASN1_STRING_length(string)));
+  if (text.find('\0') != std::string::npos) return std::nullopt;
+  std::string lower;
+  for (const char c : text) lower += http::syntax::to_lower(c);
+  return lower;
+}
+
+// The last (most specific, RFC 6125 §6.4.4) common name of the subject, if any.
+std::optional<std::string> common_name(const X509* cert) {
+  const X509_NAME* subject = X509_get_subject_name(cert);
+  int at = -1;
+  for (int next; (next = X509_NAME_get_index_by_NID(subject, NID_commonName, at)) >= 0;) at = next;
+  if (at < 0) return std::nullopt;
+  return text_of(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at)));
+}
+
+std::string address_text(const ASN1_OCTET_STRING* address) {
+  char text[INET6_ADDRSTRLEN] = {};
+  const int size = ASN1_STRING_length(address);
+  const int family = size == 4 ? AF_INET : AF_INET6;
+  if ((size != 4 && size != 16) ||
+      ::inet_ntop(family, ASN1_STRING_get0_data(address), text, sizeof text) == nullptr) {
+    return {};
+  }
+  return text;
+}
+
+// subjectAltName's dNSName and iPAddress entries, lower case; the subject's CN stands in for
+// the DNS names only when there are none (RFC 6125 §6.4.4).
+certificate_names names_of(const X509* cert) {
+  certificate_names names;
+  const auto free_names = [](GENERAL_NAMES* list) { GENERAL_NAMES_free(list); };
+  const std::unique_ptr<GENERAL_NAMES, decltype(free_names)> alt_names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)),
+      free_names);
+  for (int i = 0; alt_names && i < sk_GENERAL_NAME_num(alt_names.get()); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(alt_names.get(), i);
+    if (name->type == GEN_DNS) {
+      if (auto text = text_of(name->d.dNSName)) names.dns.push_back(std::move(*text));
+    } else if (name->type == GEN_IPADD) {
+      if (auto text = address_text(name->d.iPAddress); !text.empty()) {
+        names.addresses.push_back(std::move(text));
+      }
+    }
+  }
+  ERR_clear_error();  // X509_get_ext_d2i's, for a certificate without the extension
+  if (names.dns.empty()) {
+    if (auto cn = common_name(cert)) names.dns.push_back(std::move(*cn));
+  }
+  return names;
 }
 
 std::string sha256_fingerprint(const X509* cert) {
@@ -298,11 +377,25 @@ std::string sha256_fingerprint(const X509* cert) {
 
 // ---- what the callbacks need ----
 
+// Every certificate of one load: the names, the contexts (one per certificate, configured
+// alike), what the log lines say of them. Shared by the states of those contexts.
+struct certificate_set {
+  certificate_table table;
+  std::vector<SSL_CTX*> contexts;  // by certificate; the default's state owns the others
+  std::vector<tls_context::certificate_info> described;
+};
+
 // Owned by the SSL_CTX it serves (its ex_data, freed with it), so that it lives exactly as long as
-// the context and every connection made from it, past a reload and past the tls_context.
+// the context and every connection made from it, past a reload and past the tls_context. A
+// connection holds the default context (it was made from it) and the one SNI chose.
 struct context_state {
   std::shared_ptr<const ticket_keys> tickets;
   std::string alpn;  // wire format, server's order of preference
+  std::shared_ptr<const certificate_set> set;
+  served_certificate served;  // this context's certificate, for the handler
+  // The default context's: the others, which SNI may switch a connection to. Not the other way
+  // round, which would be a cycle.
+  std::vector<std::shared_ptr<SSL_CTX>> others;
 };
 
 void free_context_state(void*, void* state, CRYPTO_EX_DATA*, int, long, void*) {
@@ -315,9 +408,13 @@ int context_state_index() {
   return index;
 }
 
+context_state* state_of(const SSL_CTX* context) {
+  return static_cast<context_state*>(SSL_CTX_get_ex_data(context, context_state_index()));
+}
+
+// The state of the context a connection uses now (the one SNI chose, once it has).
 const context_state* context_state_of(const SSL* ssl) {
-  return static_cast<const context_state*>(
-      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), context_state_index()));
+  return state_of(SSL_get_SSL_CTX(ssl));
 }
 
 // ---- ALPN ----
@@ -370,10 +467,23 @@ int select_alpn(SSL*, const unsigned char** chosen, unsigned char* chosen_size,
 
 // ---- SNI ----
 
-// OpenSSL keeps the name the client asked for (SSL_get_servername); accepting it is all there is
-// to do while one certificate serves every name.
-int accept_server_name(SSL*, int*, void*) {
-  // Virtual hosts go here: pick the context holding the name's certificate (SSL_set_SSL_CTX).
+// The certificate whose names cover the name the client asked for (certificate_table::find),
+// else the default: the connection moves to that certificate's context, configured like the
+// default one. OpenSSL calls this for every ClientHello, with or without SNI (the second one after
+// a HelloRetryRequest finds the context chosen for the first: the same set, the same choice).
+int choose_certificate(SSL* ssl, int*, void*) {
+  const context_state* state = context_state_of(ssl);
+  if (state == nullptr || state->set->contexts.size() < 2) return SSL_TLSEXT_ERR_OK;
+  const certificate_set& set = *state->set;
+  std::size_t index = certificate_table::none;
+  if (const char* asked = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) {
+    std::array<char, 256> room{};
+    index = set.table.find(normalized_host(asked, room));
+  }
+  SSL_CTX* chosen = set.contexts[index == certificate_table::none ? 0 : index];
+  if (chosen != SSL_get_SSL_CTX(ssl) && SSL_set_SSL_CTX(ssl, chosen) == nullptr) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
   return SSL_TLSEXT_ERR_OK;
 }
 
@@ -502,21 +612,54 @@ void install_certificate(SSL_CTX* context, const certificate& cert, const std::s
   }
 }
 
-std::shared_ptr<SSL_CTX> make_ssl_context(const std::pair<certificate, std::string>& loaded,
-                                          std::shared_ptr<const ticket_keys> tickets,
-                                          const std::string& alpn) {
+std::shared_ptr<SSL_CTX> make_ssl_context(const loaded_certificate& loaded,
+                                          std::unique_ptr<context_state> state) {
   ssl_ctx_ptr context(SSL_CTX_new(TLS_server_method()));
   if (!context) throw std::runtime_error("cannot make a TLS context: " + openssl_reason());
-  context_state* state = attach_state(
-      context.get(), std::make_unique<context_state>(context_state{std::move(tickets), alpn}));
+  context_state* attached = attach_state(context.get(), std::move(state));
   configure_protocol(context.get());
   configure_sessions(context.get());
-  SSL_CTX_set_alpn_select_cb(context.get(), select_alpn, state);
+  SSL_CTX_set_alpn_select_cb(context.get(), select_alpn, attached);
   // SSL_CTX_set_tlsext_servername_callback, without the macro's C cast.
   SSL_CTX_callback_ctrl(context.get(), SSL_CTRL_SET_TLSEXT_SERVERNAME_CB,
-                        reinterpret_cast<void (*)()>(accept_server_name));
-  install_certificate(context.get(), loaded.first, loaded.second);
+                        reinterpret_cast<void (*)()>(choose_certificate));
+  install_certificate(context.get(), loaded.cert, loaded.source);
   return {context.release(), SSL_CTX_free};
+}
+
+tls_context::certificate_info describe(const loaded_certificate& loaded,
+                                       const certificate_names& names) {
+  tls_context::certificate_info info{loaded.source, names.dns,
+                                     sha256_fingerprint(loaded.cert.leaf.get())};
+  info.names.insert(info.names.end(), names.addresses.begin(), names.addresses.end());
+  return info;
+}
+
+// One context per certificate of `settings`, all configured alike (the same ticket keys, so that
+// a ticket from any of them resumes on any), sharing one certificate_set; the default one (the
+// first), which owns the others. Throws, naming the file, if any certificate does not load.
+std::shared_ptr<SSL_CTX> make_contexts(const tls_settings& settings,
+                                       const std::shared_ptr<const ticket_keys>& tickets,
+                                       const std::string& alpn) {
+  const auto loaded = load_certificates(settings);
+  auto set = std::make_shared<certificate_set>();
+  for (const auto& one : loaded) {
+    const auto names = names_of(one.cert.leaf.get());
+    set->table.add(names);
+    set->described.push_back(describe(one, names));
+  }
+  std::vector<std::shared_ptr<SSL_CTX>> contexts;
+  for (std::size_t i = 0; i < loaded.size(); ++i) {
+    auto state = std::make_unique<context_state>(
+        context_state{tickets, alpn, set, served_certificate{&set->table, i}, {}});
+    contexts.push_back(make_ssl_context(loaded[i], std::move(state)));
+    set->contexts.push_back(contexts.back().get());
+  }
+  auto first = std::move(contexts.front());
+  state_of(first.get())
+      ->others.assign(std::make_move_iterator(std::next(contexts.begin())),
+                      std::make_move_iterator(contexts.end()));
+  return first;
 }
 
 }  // namespace
@@ -585,7 +728,7 @@ tls_context::tls_context(const tls_settings& settings, std::vector<std::string> 
                          std::shared_ptr<const ticket_keys> tickets)
     : settings_(settings), alpn_(alpn_wire(alpn)), tickets_(std::move(tickets)) {
   assert(tickets_ != nullptr);
-  current_.store(make_ssl_context(load_certificate(settings_), tickets_, alpn_));
+  current_.store(make_contexts(settings_, tickets_, alpn_));
 }
 
 std::shared_ptr<SSL_CTX> tls_context::current() const noexcept {
@@ -594,12 +737,21 @@ std::shared_ptr<SSL_CTX> tls_context::current() const noexcept {
 
 void tls_context::reload() {
   if (settings_.self_signed) return;
-  auto next = make_ssl_context(load_certificate(settings_), tickets_, alpn_);
+  auto next = make_contexts(settings_, tickets_, alpn_);
   current_.store(std::move(next), std::memory_order_release);
 }
 
 std::string tls_context::fingerprint() const {
   return sha256_fingerprint(SSL_CTX_get0_certificate(current().get()));
+}
+
+std::vector<tls_context::certificate_info> tls_context::certificates() const {
+  return state_of(current().get())->set->described;
+}
+
+const served_certificate* served_certificate_of(const SSL* ssl) noexcept {
+  const context_state* state = context_state_of(ssl);
+  return state != nullptr ? &state->served : nullptr;
 }
 
 std::unique_ptr<tls_context> make_tls_context(const tls_settings& settings,

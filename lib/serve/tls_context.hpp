@@ -1,8 +1,9 @@
 #pragma once
-// Everything TLS needs around a connection: the OpenSSL server context (protocol versions, suites,
-// ALPN, SNI), its certificate (from PEM files, or made at start for localhost), session tickets
-// whose keys every thread and process of one server share, and the certificate reload on SIGHUP.
-// The TLS transport takes current() for each new connection; it never configures OpenSSL itself.
+// Everything TLS needs around a connection: the OpenSSL server contexts (protocol versions, suites,
+// ALPN), one per certificate (from PEM files, or one made at start for localhost), the choice
+// among them by SNI, session tickets whose keys every thread and process of one server share, and
+// the certificates' reload on SIGHUP. The TLS transport takes current() for each new connection;
+// it never configures OpenSSL itself.
 
 #include <openssl/types.h>
 
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "serve/certificate_names.hpp"
 #include "serve/options.hpp"
 
 namespace kawipiko::serve {
@@ -88,11 +90,21 @@ class ticket_keys {
 // threads at once.
 class tls_context {
  public:
-  // Loads the certificate that `settings` names (exactly one source, as serve::validate checks)
-  // or makes the self-signed one. `alpn`: the protocols ALPN may choose, in the server's order of
-  // preference ({"http/1.1"} today); a client that offers none of them, or no ALPN at all, goes
-  // on without one and speaks HTTP/1.1. Throws std::runtime_error with one line naming the file
-  // and what is wrong with it ("cannot load TLS certificate 'x.pem': no certificate found").
+  // What the start-up and reload lines say of a certificate.
+  struct certificate_info {
+    std::string source;              // the file it came from, or "self-signed"
+    std::vector<std::string> names;  // DNS names (lower case), then IP addresses
+    std::string fingerprint;         // SHA-256 of its DER, "AA:BB:…:FF"
+  };
+
+  // Loads the certificates that `settings` names, in their order (the first is the default), or
+  // makes the self-signed one (as serve::validate checks, one or the other). One SSL_CTX per
+  // certificate, all configured alike; SNI moves a connection from the default one to the one
+  // whose names cover the name asked for (certificate_table::find). `alpn`: the protocols ALPN
+  // may choose, in the server's order of preference; a client that offers none of them, or no
+  // ALPN at all, goes on without one and speaks HTTP/1.1. Throws std::runtime_error with one line
+  // naming the file and what is wrong with it ("cannot load TLS certificate 'x.pem': no
+  // certificate found").
   tls_context(const tls_settings& settings, std::vector<std::string> alpn,
               const ticket_master& master);
   // The same with ticket keys of the caller's (contexts sharing them, a test's clock).
@@ -101,21 +113,24 @@ class tls_context {
   tls_context(const tls_context&) = delete;
   tls_context& operator=(const tls_context&) = delete;
 
-  // The context for a new connection: pass it to SSL_new, which takes a reference of its own, so
-  // the returned pointer may go right after. An SSL_CTX lives as long as any SSL made from it
+  // The default certificate's context, for a new connection: pass it to SSL_new, which takes a
+  // reference of its own, so the returned pointer may go right after. It holds the contexts of
+  // the other certificates of the same load. An SSL_CTX lives as long as any SSL made from it
   // (OpenSSL counts them), so a reload never pulls one from under an open connection.
   // Thread-safe, one atomic load.
   [[nodiscard]] std::shared_ptr<SSL_CTX> current() const noexcept;
 
-  // Re-reads the certificate files into a new context configured as the first (same ticket
-  // master, same ALPN list), which then serves new connections; open ones go on with theirs. On
-  // failure the current context stays and this throws std::runtime_error with the one-line
-  // reason, for the caller to log. Nothing to re-read for a self-signed certificate: a no-op.
-  // One reload at a time (the signal thread's).
+  // Re-reads every certificate's files into new contexts configured as the first (same ticket
+  // master, same ALPN list), which then serve new connections; open ones go on with theirs. All
+  // or nothing: if one fails, the current ones all stay and this throws std::runtime_error with
+  // the one-line reason naming the file, for the caller to log. Nothing to re-read for a
+  // self-signed certificate: a no-op. One reload at a time (the signal thread's).
   void reload();
 
-  // The SHA-256 fingerprint of the certificate new connections get, "AA:BB:…:FF".
+  // The SHA-256 fingerprint of the default certificate new connections get, "AA:BB:…:FF".
   [[nodiscard]] std::string fingerprint() const;
+  // The certificates new connections may get, the default first.
+  [[nodiscard]] std::vector<certificate_info> certificates() const;
   // Whether that certificate is the one --tls-self-signed made at start.
   [[nodiscard]] bool is_self_signed() const noexcept { return settings_.self_signed; }
 
@@ -125,6 +140,10 @@ class tls_context {
   std::shared_ptr<const ticket_keys> tickets_;
   std::atomic<std::shared_ptr<SSL_CTX>> current_;
 };
+
+// The certificate a TLS connection got, once its handshake has chosen it; null for an SSL that
+// is not of a tls_context. Valid as long as the SSL's context. No allocation, no lock.
+[[nodiscard]] const served_certificate* served_certificate_of(const SSL* ssl) noexcept;
 
 // The context the server builds at start: nullptr without --bind-tls, else one with a fresh
 // ticket master. Throws as tls_context's constructor does.

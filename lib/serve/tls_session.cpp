@@ -7,6 +7,8 @@
 #include <cstring>
 #include <new>
 
+#include "serve/tls_context.hpp"
+
 namespace kawipiko::serve {
 
 // The BIO between OpenSSL and a tls_session: reads take the records the session was given, writes
@@ -75,6 +77,10 @@ std::string_view tls_session::alpn() const noexcept {
   unsigned length = 0;
   SSL_get0_alpn_selected(ssl_, &name, &length);
   return {reinterpret_cast<const char*>(name), length};
+}
+
+const served_certificate* tls_session::certificate() const noexcept {
+  return served_certificate_of(ssl_);
 }
 
 bool tls_session::has_buffered_input() const noexcept {

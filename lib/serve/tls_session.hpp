@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "serve/certificate_names.hpp"
 #include "serve/transport.hpp"
 
 namespace kawipiko::serve {
@@ -94,6 +95,11 @@ class tls_session {
 
   // The protocol the client and the server agreed on by ALPN ("http/1.1", "h2"), or empty.
   [[nodiscard]] std::string_view alpn() const noexcept;
+  // The certificate the handshake chose (tls_context.hpp's served_certificate_of), or null.
+  [[nodiscard]] const served_certificate* certificate() const noexcept;
+
+  // The handshake has completed.
+  [[nodiscard]] bool handshake_done() const noexcept { return SSL_is_init_finished(ssl_) == 1; }
 
  private:
   friend struct tls_bio;

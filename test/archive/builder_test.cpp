@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <optional>
@@ -564,4 +565,241 @@ TEST_CASE("a file that changes size while it is read stops the run, naming it",
                     "file changed size while being read '" + late.string() + "'");
   CHECK_FALSE(fs::exists(options.archive));
   CHECK(temp_leftovers(out.path()).empty());
+}
+
+// ---- host folders
+// --------------------------------------------------------------------------------
+
+namespace {
+
+// Host folders a.test/, *.b.test/ and _default/, each with routing of its own.
+void write_host_folders(const temp_folder& sources) {
+  sources.write("a.test/index.html", "shared home");
+  sources.write("a.test/docs/index.html", "a docs");
+  sources.write("a.test/about.html", "a about");
+  sources.write("a.test/_404.html", "a not found");
+  sources.write("a.test/app/_wildcard.html", "a app");
+  sources.write("a.test/.well-known/security.txt", "a contact");
+  sources.write("*.b.test/index.html", "shared home");  // the same content as a.test's
+  sources.write("*.b.test/docs.html", "b docs page");
+  sources.write("_default/index.html", "default home");
+  sources.write("_default/sub/file.txt", "default file");
+}
+
+std::string value_of(const built& site, std::string_view key) {
+  std::error_code error;
+  const auto value = site.reader.database().find(key, error);
+  REQUIRE(!error);
+  INFO(key);
+  REQUIRE(value);
+  return std::string(*value);
+}
+
+archive::build_options host_folder_options(const temp_folder& sources, const temp_folder& out,
+                                           const std::string& name = "site.cdb") {
+  auto options = options_for(sources, out, name);
+  options.host_folders = true;
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "with host folders each top-level folder is its host's site, keyed with the host in front",
+    "[archive][hosts]") {
+  temp_folder sources, out;
+  write_host_folders(sources);
+  const built site(host_folder_options(sources, out));
+
+  CHECK(site.reader.has_host_folders());
+  CHECK(value_of(site, archive::schema::schema_key) == "kawipiko-archive/2");
+  CHECK(value_of(site, archive::schema::hosts_key) == "*.b.test\n_default\na.test\n");
+  CHECK(site.reader.hosts() == std::vector<std::string_view>{"*.b.test", "_default", "a.test"});
+  CHECK(site.get("a.test/").variants[0].body == "shared home");
+  CHECK(site.get("a.test/docs/").variants[0].body == "a docs");
+  CHECK(site.get("a.test/about").variants[0].body == "a about");
+  CHECK(site.get("a.test/.well-known/security.txt").variants[0].body == "a contact");
+  CHECK(site.get("*.b.test/docs").variants[0].body == "b docs page");
+  CHECK(site.get("_default/").variants[0].body == "default home");
+  CHECK(site.get("_default/sub/file.txt").variants[0].body == "default file");
+  // Redirect Locations stay paths within the host.
+  const auto to_folder = site.get("a.test/docs");
+  CHECK(to_folder.status == 308);
+  CHECK(location_of(to_folder) == "/docs/");
+  CHECK(location_of(site.get("*.b.test/docs.html/")) == "/docs.html");
+  // Nothing is keyed without a host, and nothing crosses hosts.
+  CHECK_FALSE(site.has("/"));
+  CHECK_FALSE(site.has("/index.html"));
+  CHECK_FALSE(site.has("a.test/_404.html"));
+  CHECK_FALSE(site.has("_default/about"));
+  CHECK_FALSE(site.has("*.b.test/about"));
+  CHECK_FALSE(site.has("a.test/docs.html"));
+  CHECK_FALSE(site.has("a.test/sub/file.txt"));
+  // Each host's fallbacks are its own: a.test's 404 page never answers for the others.
+  archive::entry entry;
+  REQUIRE(site.reader.find_fallback("a.test", "/missing", entry) == archive::lookup_status::found);
+  CHECK(entry.status == 404);
+  CHECK(entry.variants[0].body == "a not found");
+  REQUIRE(site.reader.find_fallback("a.test", "/app/x/y", entry) == archive::lookup_status::found);
+  CHECK(entry.variants[0].body == "a app");
+  CHECK(site.reader.find_fallback("_default", "/missing", entry) ==
+        archive::lookup_status::not_found);
+  CHECK(site.reader.find_fallback("*.b.test", "/app/x", entry) ==
+        archive::lookup_status::not_found);
+  CHECK_FALSE(site.has_fallback("/missing"));
+  CHECK(site.count_keys("fallback:") == 2);
+  // One content, two hosts: one body.
+  CHECK(site.stats.bytes_deduplicated == std::string("shared home").size());
+  CHECK(site.stats.files == 10);
+  CHECK(site.stats.folders == 7);  // each host's root, a.test's docs/, app/, .well-known/, sub/
+}
+
+TEST_CASE("with host folders the list of paths holds the keys, sorted", "[archive][hosts]") {
+  temp_folder sources, out;
+  sources.write("a.test/x.txt", "a");
+  sources.write("a.test-b/x.txt", "ab");  // "a.test-b/" sorts before "a.test/"
+  sources.write("a.test2/x.txt", "a2");
+  const built site(host_folder_options(sources, out));
+  CHECK(value_of(site, archive::schema::hosts_key) == "a.test-b\na.test\na.test2\n");
+  const auto listing = value_of(site, archive::schema::paths_key);
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < listing.size();) {
+    const auto end = listing.find('\n', at);
+    lines.push_back(listing.substr(at, end - at));
+    at = end + 1;
+  }
+  CHECK(std::is_sorted(lines.begin(), lines.end()));
+  CHECK(lines.front() == "a.test-b/x");
+  CHECK(std::find(lines.begin(), lines.end(), "a.test/x.txt") != lines.end());
+  CHECK(std::find(lines.begin(), lines.end(), "/x.txt") == lines.end());
+}
+
+TEST_CASE("with host folders listings are generated per host", "[archive][hosts]") {
+  temp_folder sources, out;
+  sources.write("a.test/files/one.txt", "1");
+  sources.write("b.test/other/two.txt", "2");
+  auto options = host_folder_options(sources, out);
+  options.include_folder_listing = true;
+  const built site(options);
+  const auto a_root = std::string(site.get("a.test/").variants[0].body);
+  CHECK(a_root.find("files/") != std::string::npos);
+  CHECK(a_root.find("other/") == std::string::npos);
+  CHECK(std::string(site.get("b.test/other/").variants[0].body).find("two.txt") !=
+        std::string::npos);
+  CHECK_FALSE(site.has("a.test/other/"));
+}
+
+TEST_CASE("host folder names are folded to lower case, dot-folders and leftovers skipped",
+          "[archive][hosts]") {
+  temp_folder sources, out;
+  sources.write("Example.COM./index.html", "example");
+  sources.write("*.Blog.example.com/index.html", "blog");
+  sources.write(".hidden/index.html", "skipped like any dot-folder");
+  sources.write("notes~", "an editor leftover, skipped");
+  const built site(host_folder_options(sources, out));
+  CHECK(site.reader.hosts() == std::vector<std::string_view>{"*.blog.example.com", "example.com"});
+  CHECK(site.get("example.com/").variants[0].body == "example");
+}
+
+TEST_CASE("a bad host-folders tree is refused, naming the path, the previous archive untouched",
+          "[archive][hosts][errors]") {
+  temp_folder sources, out;
+  sources.write("a.test/index.html", "a");
+  auto options = host_folder_options(sources, out);
+  archive::build(options);
+  const std::string before = read_file(options.archive);
+
+  SECTION("a file at the top") {
+    sources.write("robots.txt", "x");
+    CHECK_THROWS_WITH(archive::build(options),
+                      Catch::Contains("belongs to no host") && Catch::Contains("robots.txt"));
+  }
+  SECTION("a folder name that is not a host name") {
+    sources.write("my site/index.html", "x");
+    CHECK_THROWS_WITH(archive::build(options),
+                      Catch::Contains("is not a host name") && Catch::Contains("my site"));
+  }
+  SECTION(".well-known at the top: it belongs in a host's folder") {
+    sources.write(".well-known/security.txt", "x");
+    CHECK_THROWS_WITH(archive::build(options),
+                      Catch::Contains("is not a host name") && Catch::Contains(".well-known"));
+  }
+  SECTION("two folders naming one host once lower-cased") {
+    sources.write("A.test/index.html", "x");
+    CHECK_THROWS_WITH(archive::build(options), Catch::Contains("two host folders name one host") &&
+                                                   Catch::Contains("/a.test") &&
+                                                   Catch::Contains("/A.test"));
+  }
+  SECTION("no host folder") {
+    fs::remove_all(sources / "a.test");
+    CHECK_THROWS_WITH(archive::build(options), Catch::Contains("no host folder"));
+  }
+  SECTION("an error inside a host's folder") {
+    fs::create_symlink(sources / "nowhere.html", sources / "a.test/broken.html");
+    CHECK_THROWS_WITH(archive::build(options),
+                      Catch::Contains("dangling symlink") && Catch::Contains("a.test/broken.html"));
+  }
+  CHECK(read_file(options.archive) == before);
+  CHECK(temp_leftovers(out.path()).empty());
+}
+
+TEST_CASE("the target archive at the top of host folders is left out", "[archive][hosts]") {
+  temp_folder sources;
+  sources.write("a.test/index.html", "a");
+  archive::build_options options;
+  options.sources = sources.str();
+  options.archive = (sources / "site.cdb").string();
+  options.host_folders = true;
+  options.codecs = {};
+  archive::build(options);
+  CHECK(archive::build(options).files == 1);  // the second run sees site.cdb at the top
+}
+
+TEST_CASE("host-folder archives are byte-identical whatever the folder and the job count",
+          "[archive][hosts][reproducible]") {
+  temp_folder first, second, out;
+  for (const auto* folder : {&first, &second}) {
+    write_host_folders(*folder);
+    folder->write("a.test/big.html", compressible_text(30000, 1));
+    folder->write("_default/big.css", compressible_text(9000, 2));
+  }
+  auto options = host_folder_options(first, out, "one.cdb");
+  options.jobs = 1;
+  archive::build(options);
+  auto other = host_folder_options(second, out, "two.cdb");
+  other.jobs = 4;
+  archive::build(other);
+  CHECK(read_file(out / "one.cdb") == read_file(out / "two.cdb"));
+  // And the same tree without host folders is another archive: schema 1, no host in its keys.
+  auto whole = options_for(first, out, "whole.cdb");
+  const built site(whole);
+  CHECK_FALSE(site.reader.has_host_folders());
+  CHECK(value_of(site, archive::schema::schema_key) == "kawipiko-archive/1");
+  CHECK(site.count_keys(archive::schema::hosts_key) == 0);
+  CHECK(site.has("/a.test/big.html"));
+}
+
+TEST_CASE("a host-folder rebuild reuses the previous archive's variants, across hosts too",
+          "[archive][hosts]") {
+  temp_folder sources, out;
+  sources.write("a.test/a.html", compressible_text(20000, 1));
+  sources.write("b.test/b.html", compressible_text(20000, 2));
+  auto options = host_folder_options(sources, out);
+  const auto first = archive::build(options);
+  CHECK(first.variants_compressed == 4);
+  CHECK(first.variants_reused == 0);
+  const std::string before = read_file(options.archive);
+
+  sources.write("b.test/b.html", compressible_text(20000, 3));
+  sources.write("c.test/copy-of-a.html", compressible_text(20000, 1));  // a new host, known content
+  const auto second = archive::build(options);
+  CHECK(second.variants_compressed == 2);  // b.html's new content only
+  CHECK(second.variants_reused == 4);      // a.html's two, and its copy's in the new host
+  const built site(options);
+  CHECK(site.get("c.test/copy-of-a").variants.size() == 3);
+
+  fs::remove_all(sources / "c.test");
+  sources.write("b.test/b.html", compressible_text(20000, 2));
+  archive::build(options);
+  CHECK(read_file(options.archive) == before);  // reuse never changes the output
 }

@@ -140,3 +140,28 @@ TEST_CASE("the file named by skip (the target archive) is left out, wherever it 
   CHECK(paths_of(archive::walk(root.str())) ==
         std::vector<std::string>{"/alias.cdb", "/index.html", "/out/site.cdb"});
 }
+
+TEST_CASE(
+    "host folders are the top-level folders, named by host in key order, each walked from its "
+    "own root",
+    "[archive][hosts]") {
+  temp_folder root, elsewhere;
+  root.write("a.test/index.html", "a");
+  root.write("a.test-b/index.html", "ab");
+  root.write("*.B.test/index.html", "b");
+  root.write("_default/index.html", "rest");
+  root.write(".git/config", "skipped");
+  elsewhere.write("index.html", "linked");
+  fs::create_directory_symlink(elsewhere.path(), root / "www.a.test");
+  const auto hosts = archive::list_host_folders(root.str() + "/");
+  std::vector<std::string> names;
+  for (const auto& h : hosts) names.push_back(h.host);
+  CHECK(names ==
+        std::vector<std::string>{"*.b.test", "_default", "a.test-b", "a.test", "www.a.test"});
+  CHECK(hosts[1].file == root.str() + "/_default");
+  // A host folder is a root: its `.well-known` is published.
+  root.write("a.test/.well-known/security.txt", "contact");
+  CHECK(paths_of(archive::walk(hosts[3].file)) ==
+        std::vector<std::string>{"/.well-known/security.txt", "/index.html"});
+  CHECK(paths_of(archive::walk(hosts[4].file)) == std::vector<std::string>{"/index.html"});
+}

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "support/certificates.hpp"
+#include "support/notify_socket.hpp"
 #include "support/served_site.hpp"
 #include "support/server_process.hpp"
 #include "support/skip.hpp"
@@ -401,4 +402,54 @@ TEST_CASE("within a --limit-memory it fits in, an archive is served mapped or in
     CHECK(get(server.port(), "/big.bin").body.size() == 40'000'000);
     CHECK(server.stop() == 0);
   }
+}
+
+TEST_CASE(
+    "under --sandbox the access log reopens on SIGUSR1, the metrics answer and systemd hears "
+    "of a reload",
+    "[e2e][serve][net][log][metrics][sandbox][unsanitized]") {
+  if (sanitized) KAWIPIKO_SKIP("a sanitized binary makes calls the sandbox refuses");
+  site s;
+  temp_folder logs;
+  const auto log = logs / "access.log";
+  const std::string manager = "@kawipiko-sandbox-" + std::to_string(::getpid());
+  kawipiko::test::notify_socket notices(manager);
+  // env(1) execs the server: the same PID, with NOTIFY_SOCKET set.
+  server_process server("/usr/bin/env",
+                        plus({"NOTIFY_SOCKET=" + manager, binary},
+                             serve_args(s.archive, {"--sandbox", "--access-log", log.string(),
+                                                    "--metrics-bind", "127.0.0.1:0"})));
+  check_sandboxed(server.pid());
+  CHECK(notices.receive().find("READY=1") != std::string::npos);
+  // Each line reaches the file within about a second (the thread's buffer).
+  const auto lines_within = [](const fs::path& file, std::size_t count) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline &&
+           count_lines(read_file(file), "127.0.0.1 ") < count) {
+      std::this_thread::sleep_for(50ms);
+    }
+    return count_lines(read_file(file), "127.0.0.1 ");
+  };
+  CHECK(get(server.port()).body == s.page);
+  CHECK(lines_within(log, 1) == 1);
+  // logrotate's way: rename, then SIGUSR1; the reopened file is a new one in the log's folder.
+  fs::rename(log, logs / "access.log.1");
+  ::kill(server.pid(), SIGUSR1);
+  std::this_thread::sleep_for(300ms);
+  CHECK(get(server.port()).body == s.page);
+  CHECK(lines_within(log, 1) == 1);  // the request after the reopen, in the new file
+  CHECK(count_lines(read_file(logs / "access.log.1"), "127.0.0.1 ") == 1);  // the one before
+  const auto metrics_at = server.startup_line().find("(metrics on 127.0.0.1:");
+  REQUIRE(metrics_at != std::string::npos);
+  const auto metrics_port = server.startup_line().substr(metrics_at + 22);
+  const auto scrape = kawipiko::test::curl(
+      "'http://127.0.0.1:" + metrics_port.substr(0, metrics_port.find(')')) + "/metrics'",
+      s.folder);
+  CHECK(scrape.out.find("kawipiko_archive_info{") != std::string::npos);
+  ::kill(server.pid(), SIGHUP);
+  CHECK(notices.receive().find("RELOADING=1") != std::string::npos);
+  CHECK(notices.receive().find("READY=1") != std::string::npos);
+  CHECK(server.stop() == 0);
+  CHECK(notices.receive().find("STOPPING=1") != std::string::npos);
+  CHECK(server.errors().find("refused system call") == std::string::npos);
 }

@@ -25,6 +25,25 @@ namespace {
 
 const std::string binary = KAWIPIKO_BINARY;
 
+// Reads one response with a body of `size` bytes, `chunk` bytes at a time with `pause` between
+// reads (within 60 s); its body, or what came of it if the connection ended first.
+std::string read_slowly(client& c, std::size_t size, std::size_t chunk,
+                        std::chrono::milliseconds pause) {
+  std::string got;
+  std::string room(chunk, '\0');
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const ssize_t n = ::recv(c.fd(), room.data(), room.size(), 0);
+    if (n <= 0) break;
+    got.append(room.data(), static_cast<std::size_t>(n));
+    const auto body_at = got.find("\r\n\r\n");
+    if (body_at != std::string::npos && got.size() - (body_at + 4) >= size) break;
+    std::this_thread::sleep_for(pause);
+  }
+  const auto body_at = got.find("\r\n\r\n");
+  return body_at == std::string::npos ? std::string() : got.substr(body_at + 4);
+}
+
 }  // namespace
 
 TEST_CASE("a client that sends half a header is dropped after --header-timeout, unanswered",
@@ -123,21 +142,24 @@ TEST_CASE("a client that reads slowly but steadily gets a large body whole, past
   c.send(request("/big.bin"));
   // About 500 KB/s: the socket's buffer takes seconds to drain, longer than the write timeout,
   // while the server has nothing it can write; the kernel's queue shrinking is progress.
-  std::string got;
-  char chunk[16 * 1024];
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    const ssize_t n = ::recv(c.fd(), chunk, sizeof chunk, 0);
-    if (n <= 0) break;
-    got.append(chunk, static_cast<std::size_t>(n));
-    if (got.size() > big.size() && got.find("\r\n\r\n") != std::string::npos &&
-        got.size() - (got.find("\r\n\r\n") + 4) == big.size()) {
-      break;
-    }
-    std::this_thread::sleep_for(30ms);
-  }
-  const auto body_at = got.find("\r\n\r\n");
-  REQUIRE(body_at != std::string::npos);
-  CHECK(got.substr(body_at + 4) == big);
+  CHECK(read_slowly(c, big.size(), 16 * 1024, 30ms) == big);
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("a keep-alive connection's idle time counts from when the client has taken the response",
+          "[e2e][serve][net][slow]") {
+  kawipiko::test::temp_folder folder;
+  const auto big = kawipiko::test::random_bytes(4 << 20, 4);
+  folder.write("src/big.bin", big);
+  folder.write("src/index.html", "next");
+  const auto archive = kawipiko::test::archive_sources(binary, folder, "--compress identity");
+  server_process server(binary, serve_args(archive, {"--idle-timeout", "1"}));
+  // A small window read slowly (4 KiB every 3 ms: about 4 s): the server hands the body to its
+  // kernel and is done with it long before the client has it all, past the idle timeout.
+  client c(server.port(), kawipiko::test::default_bound, 4096);
+  c.send(request("/big.bin"));
+  CHECK(read_slowly(c, big.size(), 4096, 3ms) == big);
+  CHECK(c.request(request("/index.html")).body == "next");  // the connection is still open
+  CHECK(c.closed_within(5s));  // and the idle timeout still closes it afterwards
   CHECK(server.stop() == 0);
 }

@@ -15,24 +15,14 @@
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using kawipiko::test::archive_sources;
 using kawipiko::test::client;
+using kawipiko::test::named_site;
 using kawipiko::test::server_process;
 using kawipiko::test::temp_folder;
 
 namespace {
 
 const std::string binary = KAWIPIKO_BINARY;
-
-// One site whose index says `name`.
-struct named_site {
-  temp_folder folder;
-  fs::path archive;
-  explicit named_site(const std::string& name) {
-    folder.write("src/index.html", name);
-    archive = archive_sources(binary, folder, "--compress identity");
-  }
-};
 
 struct hosted {
   named_site fallback{"default"}, example{"example"}, blog{"blog"}, other{"example, rebuilt"};

@@ -27,6 +27,7 @@
 
 #include "support/browser.hpp"
 #include "support/certificates.hpp"
+#include "support/served_site.hpp"
 #include "support/server_process.hpp"
 #include "support/temp_folder.hpp"
 #include "support/tls_client.hpp"
@@ -40,6 +41,7 @@ using kawipiko::test::client;
 using kawipiko::test::command_result;
 using kawipiko::test::count_lines;
 using kawipiko::test::file_fingerprint;
+using kawipiko::test::handshake_line;
 using kawipiko::test::make_chained_pair;
 using kawipiko::test::make_pair;
 using kawipiko::test::pem_pair;
@@ -50,6 +52,8 @@ using kawipiko::test::shell_quoted;
 using kawipiko::test::temp_folder;
 using kawipiko::test::tls_client;
 using kawipiko::test::tls_client_settings;
+using kawipiko::test::transcript;
+using kawipiko::test::wait_for_lines;
 
 namespace {
 
@@ -142,22 +146,6 @@ command_result s_client(unsigned short port, const std::string& arguments,
       "(timeout 30 openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
           " -servername localhost " + arguments + " <" + from + ")",
       folder.path());
-}
-
-// s_client's summary of the handshake: "New, TLSv1.3, Cipher is …" or "Reused, …"; "" if none.
-std::string handshake_line(const std::string& output) {
-  std::istringstream lines(output);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind("New, ", 0) == 0 || line.rfind("Reused, ", 0) == 0) return line;
-  }
-  return "";
-}
-
-// What a command printed, for a failure's report.
-std::string transcript(const command_result& result) {
-  return "exit " + std::to_string(result.exit_code) + "; stdout:\n" + result.out + "\nstderr:\n" +
-         result.err;
 }
 
 bool contains(const std::string& text, const std::string& part) {
@@ -258,17 +246,6 @@ unsigned short local_port(int fd) {
   socklen_t size = sizeof address;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
   return ntohs(address.sin_port);
-}
-
-// Waits at most `bound` until the server's stderr holds `count` lines starting with `prefix`.
-bool wait_for_lines(const server_process& server, const std::string& prefix, std::size_t count,
-                    std::chrono::milliseconds bound = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (count_lines(server.errors(), prefix) < count) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
 }
 
 // Replaces `file` with `content` as certificate renewals do: a new file renamed over the old.

@@ -1,11 +1,13 @@
-// Fuzz target: archive::reader on a valid archive with bytes changed. The archive of the fixture
-// site is built once; the input says how to damage a copy of it:
+// Fuzz target: archive::reader on a valid archive with bytes changed. Two archives of the fixture
+// site are built once, one without host folders and one with them (schema 2); the input says how
+// to damage a copy of each:
 //   [truncate] (offset:3 bytes little-endian, value:1 byte)...
 // The first byte, when its high bit is set, cuts the image to (byte & 0x7f)/128 of its size; each
 // 4-byte group then sets the byte at offset (modulo the size) to value. Opening may throw
-// std::runtime_error only; then every path the intact archive listed (kawipiko:paths) and a few it
-// does not have are looked up, with find and find_fallback, and every record that looks like an
-// entry is decoded. Every entry handed out must be coherent and point inside the image.
+// std::runtime_error only; then every key the intact archive listed (kawipiko:paths) and a few it
+// does not have are looked up, with find and find_fallback (under each key's host with host
+// folders), and every record that looks like an entry is decoded. Every entry handed out must be
+// coherent and point inside the image. The seeds named hosts-* aim at the archive of host folders.
 
 #include <cstddef>
 #include <cstdint>
@@ -28,8 +30,11 @@ using kawipiko::fuzz::is_inside;
 
 namespace {
 
-std::string original;            // the intact archive
-std::vector<std::string> paths;  // what its kawipiko:paths lists, and a few missing ones
+struct original {
+  std::string image;               // the intact archive
+  std::vector<std::string> paths;  // the keys its kawipiko:paths lists, and a few missing ones
+};
+original originals[2];  // without host folders, with them
 
 // The records area of `image`, which `reader` reads.
 std::span<const std::byte> records_of(std::span<const std::byte> image,
@@ -51,45 +56,55 @@ void check_entry(const archive::entry& entry, std::span<const std::byte> records
   }
 }
 
+// `key` looked up, and its path's fallback: with host folders, under the host in front of it.
 void look_up(const archive::reader& reader, std::span<const std::byte> records,
-             std::string_view path) {
+             std::string_view key) {
   archive::entry entry;
-  if (reader.find(path, entry) == archive::lookup_status::found) check_entry(entry, records);
+  if (reader.find(key, entry) == archive::lookup_status::found) check_entry(entry, records);
   entry = {};
-  if (reader.find_fallback(path, entry) == archive::lookup_status::found) {
+  const auto slash = reader.has_host_folders() ? key.find('/') : 0;
+  if (slash == std::string_view::npos) return;
+  const auto host = key.substr(0, slash);
+  if (reader.find_fallback(host, key.substr(slash), entry) == archive::lookup_status::found) {
     check_entry(entry, records);
   }
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const kawipiko::fuzz::fixture_archive fixture;
-  original = fixture.bytes();
-  const archive::reader reader(std::as_bytes(std::span<const char>(original)));
+// The intact archive of the fixture, and the keys to look up in it.
+original make_original(bool host_folders) {
+  const kawipiko::fuzz::fixture_archive fixture(host_folders);
+  original made{fixture.bytes(), {}};
+  const archive::reader reader(std::as_bytes(std::span<const char>(made.image)));
+  KAWIPIKO_FUZZ_CHECK(reader.has_host_folders() == host_folders);
   std::error_code error;
   const auto listing = reader.database().find(schema::paths_key, error);
   KAWIPIKO_FUZZ_CHECK(listing && !error);
   for (std::string_view rest = *listing; !rest.empty();) {
     const std::size_t end = rest.find('\n');
-    if (end != 0) paths.emplace_back(rest.substr(0, end));
+    if (end != 0) made.paths.emplace_back(rest.substr(0, end));
     if (end == std::string_view::npos) break;
     rest.remove_prefix(end + 1);
   }
-  KAWIPIKO_FUZZ_CHECK(paths.size() >= 8);
-  for (const auto& path : paths) {
+  KAWIPIKO_FUZZ_CHECK(made.paths.size() >= 8);
+  for (const auto& path : made.paths) {
     archive::entry entry;
     KAWIPIKO_FUZZ_CHECK(reader.find(path, entry) == archive::lookup_status::found);
   }
-  for (const char* missing :
-       {"/", "/nope", "/app/x", "/app/a/b/c", "/deep/a/b/c/d/e", "/deep/a/", "/docs/missing/"}) {
-    paths.emplace_back(missing);
+  std::vector<std::string> hosts{""};
+  if (host_folders) hosts.assign(reader.hosts().begin(), reader.hosts().end());
+  for (const auto& host : hosts) {
+    for (const char* missing :
+         {"/", "/nope", "/app/x", "/app/a/b/c", "/deep/a/b/c/d/e", "/deep/a/", "/docs/missing/"}) {
+      made.paths.push_back(host + missing);
+    }
   }
-  return 0;
+  return made;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+// Damages a copy of `intact` as the input says (see the top), opens it and looks every key up.
+void damage_and_read(const original& intact, const std::uint8_t* data, std::size_t size) {
   // A heap copy of exactly the image's size, so that ASan sees a read past its end.
+  const auto& original = intact.image;
   std::size_t image_size = original.size();
   std::size_t at = 0;
   if (size > 0 && (data[0] & 0x80U) != 0) {
@@ -108,20 +123,33 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     reader.emplace(image);
   } catch (const std::runtime_error&) {
-    return 0;  // refused at open: what a server does with a damaged archive
+    return;  // refused at open: what a server does with a damaged archive
   }
   const auto records = records_of(image, *reader);
   KAWIPIKO_FUZZ_CHECK(is_inside(reader->meta_value("fallback-depth"), records));
-  for (const auto& path : paths) look_up(*reader, records, path);
+  for (const auto host : reader->hosts()) KAWIPIKO_FUZZ_CHECK(is_inside(host, records));
+  for (const auto& path : intact.paths) look_up(*reader, records, path);
 
   // Every record keyed like an entry, as --index-paths decodes them.
   std::error_code error;
   reader->database().for_each(
       [&](std::string_view key, std::string_view value, std::size_t) {
-        if (!key.starts_with('/') && !key.starts_with(schema::fallback_prefix)) return;
+        if (!schema::is_path_key(key) && !key.starts_with(schema::fallback_prefix)) return;
         archive::entry entry;
         if (archive::decode_entry(value, reader->database(), entry)) check_entry(entry, records);
       },
       error);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  originals[0] = make_original(false);
+  originals[1] = make_original(true);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  for (const auto& intact : originals) damage_and_read(intact, data, size);
   return 0;
 }

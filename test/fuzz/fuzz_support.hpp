@@ -65,15 +65,17 @@ namespace kawipiko::fuzz {
 //   compressed), /empty.txt (no body), /caf\xc3\xa9 s.txt (a name that needs encoding),
 //   /app/_wildcard.html and /app/_404.html (the wildcard wins), /_404.html (root misses),
 //   /deep/a/b/_404.html (a deep fallback).
+// With `host_folders`, that site is host a.test's in an archive of host folders (schema 2),
+// beside *.b.test (a page of the same content, and a wildcard) and _default (an index).
 class fixture_archive {
  public:
-  fixture_archive() {
+  explicit fixture_archive(bool host_folders = false) {
     std::string pattern =
         (std::filesystem::temp_directory_path() / "kawipiko-fuzz-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr)
       throw std::runtime_error("cannot create a temp folder");
     folder_ = pattern;
-    const auto sources = folder_ / "site";
+    const auto sources = host_folders ? folder_ / "site" / "a.test" : folder_ / "site";
     write(sources / "index.html", "<!doctype html>\n<title>home</title>\n<p>kawipiko</p>\n");
     write(sources / "page.html", compressible(6000, 1));
     write(sources / "style.css", compressible(2000, 2));
@@ -88,9 +90,15 @@ class fixture_archive {
     write(sources / "app" / "_404.html", "<p>app: not found</p>\n");
     write(sources / "_404.html", "<p>not found</p>\n");
     write(sources / "deep" / "a" / "b" / "_404.html", "<p>deep: not found</p>\n");
+    if (host_folders) {
+      write(folder_ / "site" / "*.b.test" / "page.html", compressible(6000, 1));
+      write(folder_ / "site" / "*.b.test" / "app" / "_wildcard.html", "<p>b app</p>\n");
+      write(folder_ / "site" / "_default" / "index.html", "<p>default</p>\n");
+    }
     archive::build_options options;
-    options.sources = sources.string();
+    options.sources = (folder_ / "site").string();
     options.archive = path();
+    options.host_folders = host_folders;
     options.jobs = 1;
     archive::build(options);
   }

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 build=${2:-build/fuzz}
-targets=(request_path target headers cdb archive tls_http1 http2)
+targets=(request_path target headers cdb archive rules tls_http1 http2)
 http_targets=" request_path target headers tls_http1 "
 
 bash cmake/install-deps.sh clang libclang-rt-14-dev

@@ -43,3 +43,37 @@ TEST_CASE("iequals and istarts_with compare ignoring ASCII case", "[http][syntax
   CHECK_FALSE(syntax::istarts_with("http", "http://"));
   CHECK_FALSE(syntax::istarts_with("httpx://", "http://"));
 }
+
+TEST_CASE("control bytes are 0x00 to 0x1f and 0x7f, nothing else", "[http][syntax]") {
+  for (unsigned c = 0; c < 256; ++c) {
+    INFO(c);
+    CHECK(syntax::is_control(static_cast<unsigned char>(c)) == (c < 0x20 || c == 0x7f));
+  }
+}
+
+TEST_CASE("hex digits read in either case, anything else is -1", "[http][syntax]") {
+  CHECK(syntax::hex_value('0') == 0);
+  CHECK(syntax::hex_value('9') == 9);
+  CHECK(syntax::hex_value('a') == 10);
+  CHECK(syntax::hex_value('F') == 15);
+  CHECK(syntax::hex_value('g') == -1);
+  CHECK(syntax::hex_value('G') == -1);
+  CHECK(syntax::hex_value('/') == -1);
+  CHECK(syntax::hex_value(':') == -1);
+  CHECK(syntax::hex_value('@') == -1);
+  CHECK(syntax::hex_value('`') == -1);
+}
+
+TEST_CASE("a percent-escape is '%' and two hex digits, read as the byte they spell",
+          "[http][syntax]") {
+  CHECK(syntax::is_escape_at("%41", 0));
+  CHECK(syntax::escaped_byte("%41", 0) == 'A');
+  CHECK(syntax::is_escape_at("a%2fb", 1));
+  CHECK(syntax::escaped_byte("a%2fb", 1) == '/');
+  CHECK(syntax::escaped_byte("%C3", 0) == 0xc3);
+  CHECK_FALSE(syntax::is_escape_at("%41", 1));  // not a '%'
+  CHECK_FALSE(syntax::is_escape_at("%4", 0));   // cut short
+  CHECK_FALSE(syntax::is_escape_at("a%", 1));
+  CHECK_FALSE(syntax::is_escape_at("%g1", 0));
+  CHECK_FALSE(syntax::is_escape_at("%1g", 0));
+}

@@ -197,6 +197,16 @@ TEST_CASE("encode_path percent-encodes what is unsafe in a Location header", "[h
   }
 }
 
+TEST_CASE("is_kept_by_encode_path names exactly the bytes encode_path leaves raw",
+          "[http][target]") {
+  for (unsigned c = 0; c < 256; ++c) {
+    const std::string byte(1, static_cast<char>(c));
+    INFO(c);
+    CHECK(kawipiko::http::is_kept_by_encode_path(static_cast<unsigned char>(c)) ==
+          (encode_path(byte) == byte));
+  }
+}
+
 TEST_CASE("an encoded path normalizes back to the original path", "[http][target]") {
   constexpr std::string_view paths[] = {"/a b/c", "/caf\xc3\xa9/x?y#z", "/100%/[1]", "/a,b;c"};
   for (const auto path : paths) {

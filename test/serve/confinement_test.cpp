@@ -73,13 +73,17 @@ TEST_CASE("the files opened again later are the archives, then the certificate f
   auto opts = with_archive();
   opts.hosts = {{"example.com", "example.cdb"}};
   opts.tls.bind_tls = "127.0.0.1:8443";
-  opts.tls.public_pem = "cert.pem";
-  opts.tls.private_pem = "key.pem";
+  opts.tls.certificates = {{{}, "cert.pem", "key.pem"}, {"other.pem", {}, {}}};
   CHECK(serve::files_read_later(opts) ==
-        std::vector<std::string>{"site.cdb", "example.cdb", "cert.pem", "key.pem"});
+        std::vector<std::string>{"site.cdb", "example.cdb", "cert.pem", "key.pem", "other.pem"});
   opts.tls = {};
   opts.tls.bind_tls = "127.0.0.1:8443";
   opts.tls.self_signed = true;  // made in memory: nothing to re-read
   CHECK(serve::files_read_later(opts) == std::vector<std::string>{"site.cdb", "example.cdb"});
+  CHECK(serve::files_written_later(opts).empty());
+  opts.access_log = "/var/log/kawipiko/access.log";  // SIGUSR1 reopens it under its name
+  CHECK(serve::files_written_later(opts) ==
+        std::vector<std::string>{"/var/log/kawipiko/access.log"});
+  opts.access_log = "-";
   CHECK(serve::files_written_later(opts).empty());
 }

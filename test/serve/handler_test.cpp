@@ -11,6 +11,7 @@
 
 #include "archive/builder.hpp"
 #include "archive/compress.hpp"
+#include "serve/certificate_names.hpp"
 #include "serve/date_line.hpp"
 #include "serve/http1.hpp"
 #include "serve/options.hpp"
@@ -866,6 +867,41 @@ TEST_CASE("refusals are short text answers that say whether the connection close
   CHECK(serve::status_line(413) == "HTTP/1.1 413 Content Too Large\r\n");
   CHECK(serve::status_line(412) == "HTTP/1.1 412 Precondition Failed\r\n");
   CHECK(serve::status_line(505) == "HTTP/1.1 505 HTTP Version Not Supported\r\n");
+}
+
+TEST_CASE(
+    "over TLS a host that the connection's certificate does not cover and another one does gets "
+    "421, one that no certificate covers is served",
+    "[serve][handler]") {
+  serve::certificate_table table;
+  table.add({{"a.test"}, {}});
+  table.add({{"*.b.test"}, {}});
+  const serve::served_certificate for_a{&table, 0};
+  const serve::served_certificate for_b{&table, 1};
+  serve::handler handler(*shared().site, serve::answer_settings{});
+  const auto status = [&](std::string_view host, const serve::served_certificate* tls,
+                          std::string_view target = "/hello.txt") {
+    auto req = get(target);
+    req.host = host;
+    auto out = std::make_unique<serve::output>();
+    serve::http1_writer w(*out, test_date(), serve::connection_end::as_requested, req);
+    return handler.respond(req, w, tls).status;
+  };
+  CHECK(status("a.test", &for_a) == 200);
+  CHECK(status("x.b.test", &for_a) == 421);
+  CHECK(status("X.B.Test.:443", &for_a) == 421);  // normalized as for the site
+  CHECK(status("a.test", &for_b) == 421);
+  CHECK(status("x.b.test", &for_b) == 200);
+  CHECK(status("other.test", &for_a) == 200);
+  CHECK(status("", &for_a) == 200);           // HTTP/1.0 without Host
+  CHECK(status("x.b.test", nullptr) == 200);  // a plain connection
+  // Absolute-form's authority is the name the request was sent to.
+  CHECK(status("a.test", &for_a, "https://x.b.test/hello.txt") == 421);
+
+  serve::certificate_table one;
+  one.add({{"a.test"}, {}});
+  const serve::served_certificate only{&one, 0};
+  CHECK(status("x.b.test", &only) == 200);
 }
 
 TEST_CASE("a corrupt record gives 500 for its path while the others are served",

@@ -126,11 +126,9 @@ TEST_CASE("a TLS listener with one certificate source is valid, besides --bind o
   opts.bind.clear();  // TLS only
   CHECK_NOTHROW(serve::validate(opts));
   opts.tls.self_signed = false;
-  opts.tls.bundle = "site.pem";
+  opts.tls.certificates = {{"site.pem", {}, {}}};
   CHECK_NOTHROW(serve::validate(opts));
-  opts.tls.bundle.clear();
-  opts.tls.public_pem = "site.crt";
-  opts.tls.private_pem = "site.key";
+  opts.tls.certificates = {{{}, "site.crt", "site.key"}};
   opts.tls.hsts = true;
   CHECK_NOTHROW(serve::validate(opts));
   opts.bind = "127.0.0.1:8080";
@@ -144,9 +142,17 @@ TEST_CASE("a TLS listener with one certificate source is valid, besides --bind o
 TEST_CASE("TLS flags without --bind-tls are refused, naming the flag", "[serve]") {
   using setter = void (*)(serve::tls_settings&);
   const std::pair<setter, std::string> flags[] = {
-      {[](serve::tls_settings& t) { t.bundle = "site.pem"; }, "--tls-bundle needs --bind-tls"},
-      {[](serve::tls_settings& t) { t.public_pem = "site.crt"; }, "--tls-public needs --bind-tls"},
-      {[](serve::tls_settings& t) { t.private_pem = "site.key"; },
+      {[](serve::tls_settings& t) {
+         t.certificates = {{"site.pem", {}, {}}};
+       },
+       "--tls-bundle needs --bind-tls"},
+      {[](serve::tls_settings& t) {
+         t.certificates = {{{}, "site.crt", {}}};
+       },
+       "--tls-public needs --bind-tls"},
+      {[](serve::tls_settings& t) {
+         t.certificates = {{{}, {}, "site.key"}};
+       },
        "--tls-private needs --bind-tls"},
       {[](serve::tls_settings& t) { t.self_signed = true; }, "--tls-self-signed needs --bind-tls"},
       {[](serve::tls_settings& t) { t.hsts = true; }, "--security-headers-tls needs --bind-tls"},
@@ -161,32 +167,39 @@ TEST_CASE("TLS flags without --bind-tls are refused, naming the flag", "[serve]"
   }
 }
 
-TEST_CASE("a TLS listener needs exactly one certificate source", "[serve]") {
+TEST_CASE(
+    "a TLS listener needs certificate files, each a bundle or a pair, or the self-signed one "
+    "alone",
+    "[serve]") {
   auto opts = tls_options();
   opts.tls.self_signed = false;
   refuses(opts,
           "--bind-tls needs a certificate: --tls-bundle, --tls-public with --tls-private, or "
           "--tls-self-signed");
-  opts.tls.public_pem = "site.crt";
+  opts.tls.certificates = {{{}, "site.crt", {}}};
   refuses(opts, "--tls-public needs --tls-private");
-  opts.tls.public_pem.clear();
-  opts.tls.private_pem = "site.key";
+  opts.tls.certificates = {{{}, {}, "site.key"}};
   refuses(opts, "--tls-private needs --tls-public");
-  opts.tls.public_pem = "site.crt";
+  opts.tls.certificates = {{{}, "site.crt", "site.key"}};
   CHECK_NOTHROW(serve::validate(opts));
+  opts.tls.certificates = {{"site.pem", "site.crt", "site.key"}};
+  refuses(opts, "a TLS certificate is either --tls-bundle or --tls-public with --tls-private");
+
+  // Several, bundles and pairs mixed; one pair short of its key is refused all the same.
+  opts.tls.certificates = {{"a.pem", {}, {}}, {{}, "b.crt", "b.key"}, {"c.pem", {}, {}}};
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.tls.certificates.push_back({{}, "d.crt", {}});
+  refuses(opts, "--tls-public needs --tls-private");
 
   const std::string exclusive =
-      "--tls-bundle, --tls-public with --tls-private, and --tls-self-signed exclude each other";
+      "--tls-self-signed excludes --tls-bundle and --tls-public with --tls-private";
   opts.tls.self_signed = true;
+  opts.tls.certificates = {{"site.pem", {}, {}}};
   refuses(opts, exclusive);
-  opts.tls.bundle = "site.pem";
+  opts.tls.certificates = {{{}, "site.crt", "site.key"}};
   refuses(opts, exclusive);
-  opts.tls.self_signed = false;
-  refuses(opts, exclusive);
-  opts.tls.public_pem.clear();
-  opts.tls.private_pem.clear();
-  opts.tls.self_signed = true;
-  refuses(opts, exclusive);
+  opts.tls.certificates.clear();
+  CHECK_NOTHROW(serve::validate(opts));
 }
 
 TEST_CASE(
@@ -213,4 +226,40 @@ TEST_CASE(
     opts.bind.clear();
     refuses(opts, "--https-redirect needs --bind");
   }
+}
+
+TEST_CASE("passed sockets are the listeners: an https one needs a certificate, not --bind-tls",
+          "[serve]") {
+  auto opts = valid_options();
+  opts.passed = {{3, false}, {4, true}};
+  refuses(opts,
+          "a passed 'https' socket needs a certificate: --tls-bundle, --tls-public with "
+          "--tls-private, or --tls-self-signed");
+  opts.tls.certificates = {{"site.pem", {}, {}}};
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.tls.https_redirect = true;
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.bind.clear();  // nothing to bind: the passed sockets are enough
+  CHECK_NOTHROW(serve::validate(opts));
+}
+
+TEST_CASE("with passed sockets, TLS needs a passed https socket and a redirect an http one",
+          "[serve]") {
+  auto opts = valid_options();
+  opts.passed = {{3, false}};
+  opts.tls.certificates = {{"site.pem", {}, {}}};
+  refuses(opts, "--tls-bundle needs a passed 'https' socket");
+  opts.tls.certificates.clear();
+  opts.tls.bind_tls = "127.0.0.1:8443";
+  refuses(opts,
+          "--bind-tls: socket activation passed no 'https' socket (the passed sockets take the "
+          "place of --bind and --bind-tls)");
+  opts.passed = {{4, true}};
+  opts.tls.certificates = {{"site.pem", {}, {}}};
+  opts.tls.https_redirect = true;
+  refuses(opts, "--https-redirect needs a passed 'http' socket");
+  opts.tls.https_redirect = false;
+  CHECK_NOTHROW(serve::validate(opts));
+  opts.tls.bind_tls = "nowhere";  // still a flag of the command line, checked as such
+  refuses(opts, "invalid --bind-tls 'nowhere' (expected <ip>:<port>)");
 }

@@ -3,6 +3,7 @@
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -68,7 +69,6 @@ TEST_CASE("the allow-list has no call that opens a way out of the sandbox", "[se
                            "fork",
                            "vfork",
                            "clone3",
-                           "socket",
                            "bind",
                            "connect",
                            "listen",
@@ -112,6 +112,24 @@ TEST_CASE("a call outside the allow-list ends the process with one line naming i
   });
   CHECK(outcome.exit_code == 1);
   CHECK(outcome.errors == line_for(SYS_ptrace, "ptrace"));
+}
+
+TEST_CASE("under the filter a Unix socket can be made (systemd's notify) and a network one not",
+          "[serve]") {
+  const auto unix_socket = in_child([] {
+    serve::install_syscall_filter();
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    return fd >= 0 ? 0 : 2;
+  });
+  INFO(unix_socket.errors);
+  CHECK(unix_socket.exit_code == 0);
+  const auto network_socket = in_child([] {
+    serve::install_syscall_filter();
+    (void)::socket(AF_INET, SOCK_STREAM, 0);
+    return 0;  // not reached
+  });
+  CHECK(network_socket.exit_code == 1);
+  CHECK(network_socket.errors == line_for(SYS_socket, "socket"));
 }
 
 TEST_CASE("under the filter and no_new_privs threads start and run", "[serve][unsanitized]") {

@@ -26,6 +26,7 @@ using kawipiko::test::chained_pair;
 using kawipiko::test::der_sha256;
 using kawipiko::test::file_fingerprint;
 using kawipiko::test::make_chained_pair;
+using kawipiko::test::make_named_pair;
 using kawipiko::test::make_pair;
 using kawipiko::test::openssl;
 using kawipiko::test::pem_pair;
@@ -50,15 +51,14 @@ serve::ticket_master master_of(unsigned char fill) {
 serve::tls_settings pair_settings(const pem_pair& pair) {
   serve::tls_settings settings;
   settings.bind_tls = "127.0.0.1:0";
-  settings.public_pem = pair.certificate.string();
-  settings.private_pem = pair.key.string();
+  settings.certificates = {{{}, pair.certificate.string(), pair.key.string()}};
   return settings;
 }
 
 serve::tls_settings bundle_settings(const fs::path& bundle) {
   serve::tls_settings settings;
   settings.bind_tls = "127.0.0.1:0";
-  settings.bundle = bundle.string();
+  settings.certificates = {{bundle.string(), {}, {}}};
   return settings;
 }
 
@@ -117,7 +117,9 @@ struct tls_pair {
   int server_reason = 0;  // why the server refused, as an SSL_R_* reason
 };
 
-tls_pair connect(SSL_CTX* server_context, SSL_CTX* client_context, SSL_SESSION* resume = nullptr) {
+// `server_name`: the SNI the client sends and the name it checks (if it verifies); null: none.
+tls_pair connect(SSL_CTX* server_context, SSL_CTX* client_context, SSL_SESSION* resume = nullptr,
+                 const char* server_name = "localhost") {
   tls_pair pair{ssl_ptr(SSL_new(client_context), SSL_free),
                 ssl_ptr(SSL_new(server_context), SSL_free)};
   REQUIRE(pair.client != nullptr);
@@ -129,9 +131,11 @@ tls_pair connect(SSL_CTX* server_context, SSL_CTX* client_context, SSL_SESSION* 
   SSL_set_bio(pair.server.get(), server_end, server_end);
   SSL_set_connect_state(pair.client.get());
   SSL_set_accept_state(pair.server.get());
-  REQUIRE(SSL_ctrl(pair.client.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                   const_cast<char*>("localhost")) == 1);
-  REQUIRE(SSL_set1_host(pair.client.get(), "localhost") == 1);
+  if (server_name != nullptr) {
+    REQUIRE(SSL_ctrl(pair.client.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                     const_cast<char*>(server_name)) == 1);
+    REQUIRE(SSL_set1_host(pair.client.get(), server_name) == 1);
+  }
   if (resume != nullptr) REQUIRE(SSL_set_session(pair.client.get(), resume) == 1);
   return pair;
 }
@@ -666,4 +670,168 @@ TEST_CASE("make_tls_context builds a context only for a TLS listener", "[serve][
   settings.bind_tls.clear();
   settings.self_signed = false;
   CHECK(serve::make_tls_context(settings, http1) == nullptr);
+}
+
+namespace {
+
+serve::certificate_files pair_files(const pem_pair& pair) {
+  return {{}, pair.certificate.string(), pair.key.string()};
+}
+
+// Certificates for a.test, *.b.test (as a bundle) and x.b.test, given in that order.
+struct named_certificates {
+  temp_folder folder;
+  pem_pair a = make_named_pair(folder, "a", "a.test", "DNS:a.test");
+  pem_pair b = make_named_pair(folder, "b", "b.test", "DNS:*.b.test");
+  pem_pair x = make_named_pair(folder, "x", "x.test", "DNS:x.b.test");
+  fs::path b_bundle = folder.write("b.pem", read_file(b.certificate) + read_file(b.key));
+
+  [[nodiscard]] serve::tls_settings settings() const {
+    serve::tls_settings settings;
+    settings.bind_tls = "127.0.0.1:0";
+    settings.certificates = {pair_files(a), {b_bundle.string(), {}, {}}, pair_files(x)};
+    return settings;
+  }
+};
+
+std::vector<std::string> fingerprints(const serve::tls_context& context) {
+  std::vector<std::string> prints;
+  for (const auto& info : context.certificates()) prints.push_back(info.fingerprint);
+  return prints;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a certificate's names are its subjectAltName DNS names and addresses in lower case, its CN "
+    "only without DNS names",
+    "[serve][tls]") {
+  const temp_folder folder;
+  const auto both = make_named_pair(folder, "both", "ignored.test",
+                                    "DNS:A.Test,DNS:*.B.test,IP:192.0.2.1,IP:2001:DB8::1");
+  const auto cn_only = make_named_pair(folder, "cn", "Only.Test", "");
+  const auto cn_and_address = make_named_pair(folder, "address", "cn.test", "IP:127.0.0.1");
+  serve::tls_settings settings = pair_settings(both);
+  settings.certificates.push_back(pair_files(cn_only));
+  settings.certificates.push_back(pair_files(cn_and_address));
+  const serve::tls_context context(settings, http1, master_of(1));
+
+  const auto described = context.certificates();
+  REQUIRE(described.size() == 3);
+  CHECK(described[0].source == both.certificate.string());
+  CHECK(described[0].names ==
+        std::vector<std::string>{"a.test", "*.b.test", "192.0.2.1", "2001:db8::1"});
+  CHECK(described[0].fingerprint == file_fingerprint(both.certificate));
+  CHECK(described[1].names == std::vector<std::string>{"only.test"});
+  CHECK(described[1].fingerprint == file_fingerprint(cn_only.certificate));
+  CHECK(described[2].names == std::vector<std::string>{"cn.test", "127.0.0.1"});
+  CHECK(context.fingerprint() == file_fingerprint(both.certificate));  // the first: the default
+
+  const serve::tls_context self_signed(self_signed_settings(), http1, master_of(1));
+  const auto made = self_signed.certificates();
+  REQUIRE(made.size() == 1);
+  CHECK(made[0].source == "self-signed");
+  CHECK(made[0].names == std::vector<std::string>{"localhost", "127.0.0.1", "::1"});
+  CHECK(made[0].fingerprint == self_signed.fingerprint());
+}
+
+TEST_CASE(
+    "SNI picks the certificate whose names cover the name asked for, its own name first, without "
+    "SNI or a match the first",
+    "[serve][tls]") {
+  const named_certificates files;
+  const serve::tls_context context(files.settings(), {"h2", "http/1.1"}, master_of(1));
+  client_config config;
+  config.alpn = std::string("\x08http/1.1\x02h2", 12);
+  const auto client = make_client(config);
+  struct expectation {
+    const char* asked;  // null: no SNI
+    const pem_pair& gets;
+    std::size_t index;
+  };
+  const expectation expectations[] = {
+      {"a.test", files.a, 0},     {"y.b.test", files.b, 1}, {"Y.B.Test", files.b, 1},
+      {"x.b.test", files.x, 2},   {"b.test", files.a, 0},   {"a.x.b.test", files.a, 0},
+      {"other.test", files.a, 0}, {nullptr, files.a, 0},
+  };
+  for (const auto& e : expectations) {
+    INFO("SNI " << (e.asked != nullptr ? e.asked : "(none)"));
+    tls_pair pair = connect(context.current().get(), client.get(), nullptr, e.asked);
+    REQUIRE(handshake(pair));
+    CHECK(peer_fingerprint(pair.client.get()) == file_fingerprint(e.gets.certificate));
+    const serve::served_certificate* served = serve::served_certificate_of(pair.server.get());
+    REQUIRE(served != nullptr);
+    CHECK(served->index == e.index);
+    CHECK(served->table->size() == 3);
+    CHECK(chosen_alpn(pair.server.get()) == "h2");  // every context is configured alike
+    CHECK(SSL_version(pair.server.get()) == TLS1_3_VERSION);
+  }
+}
+
+TEST_CASE(
+    "a session of a connection that got another certificate than the default resumes, on this "
+    "context and on another with the same master",
+    "[serve][tls]") {
+  const named_certificates files;
+  const serve::tls_context context(files.settings(), http1, master_of(1));
+  const serve::tls_context other_process(files.settings(), http1, master_of(1));
+  client_config config;
+  config.max_version = GENERATE(TLS1_2_VERSION, TLS1_3_VERSION);
+  INFO("version " << config.max_version);
+  const auto client = make_client(config);
+
+  tls_pair first = connect(context.current().get(), client.get(), nullptr, "x.b.test");
+  REQUIRE(handshake(first));
+  REQUIRE(serve::served_certificate_of(first.server.get())->index == 2);
+  const session_ptr session(SSL_get1_session(first.client.get()), SSL_SESSION_free);
+  REQUIRE(session != nullptr);
+  close(first);
+  for (const serve::tls_context* server : {&context, &other_process}) {
+    tls_pair again = connect(server->current().get(), client.get(), session.get(), "x.b.test");
+    REQUIRE(handshake(again));
+    CHECK(SSL_session_reused(again.server.get()) == 1);
+    CHECK(serve::served_certificate_of(again.server.get())->index == 2);
+    close(again);
+  }
+}
+
+TEST_CASE(
+    "several certificates load and reload all or nothing, a key that is not its certificate's "
+    "named",
+    "[serve][tls]") {
+  const named_certificates files;
+  const auto& folder = files.folder;
+  const auto quoted = [](const fs::path& path) { return "'" + path.string() + "'"; };
+
+  serve::tls_settings mismatched = files.settings();
+  mismatched.certificates[2].private_pem = files.a.key.string();
+  CHECK_THROWS_MATCHES(
+      serve::tls_context(mismatched, http1, master_of(1)), std::runtime_error,
+      Catch::Message("TLS private key " + quoted(files.a.key) + " does not match certificate " +
+                     quoted(files.x.certificate)));
+
+  const pem_pair live_a{folder.write("live-a.crt", read_file(files.a.certificate)),
+                        folder.write("live-a.key", read_file(files.a.key))};
+  const pem_pair live_b{folder.write("live-b.crt", read_file(files.b.certificate)),
+                        folder.write("live-b.key", read_file(files.b.key))};
+  serve::tls_settings settings = pair_settings(live_a);
+  settings.certificates.push_back(pair_files(live_b));
+  serve::tls_context context(settings, http1, master_of(1));
+  const std::vector<std::string> before = {file_fingerprint(files.a.certificate),
+                                           file_fingerprint(files.b.certificate)};
+  REQUIRE(fingerprints(context) == before);
+
+  // The first renewed, the second broken: neither changes.
+  folder.write("live-a.crt", read_file(files.x.certificate));
+  folder.write("live-a.key", read_file(files.x.key));
+  folder.write("live-b.key", read_file(files.a.key));
+  CHECK_THROWS_MATCHES(context.reload(), std::runtime_error,
+                       Catch::Message("TLS private key " + quoted(live_b.key) +
+                                      " does not match certificate " + quoted(live_b.certificate)));
+  CHECK(fingerprints(context) == before);
+
+  folder.write("live-b.key", read_file(files.b.key));
+  REQUIRE_NOTHROW(context.reload());
+  CHECK(fingerprints(context) == std::vector<std::string>{file_fingerprint(files.x.certificate),
+                                                          file_fingerprint(files.b.certificate)});
 }

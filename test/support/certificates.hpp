@@ -39,15 +39,27 @@ inline constexpr const char* rsa_key = "rsa:2048";
 // The names every test certificate is for, so that clients that check them (curl) accept it.
 inline constexpr const char* localhost_names = "-addext subjectAltName=DNS:localhost,IP:127.0.0.1";
 
+// A self-signed ECDSA P-256 certificate whose subject is `common_name` and whose subjectAltName
+// is `alt_names` ("DNS:a.test,IP:192.0.2.1"; empty: none), and its key, in two files:
+// <name>.crt and <name>.key.
+inline pem_pair make_named_pair(const temp_folder& folder, const std::string& name,
+                                const std::string& common_name, const std::string& alt_names,
+                                const std::string& key = p256_key) {
+  pem_pair pair{folder / (name + ".crt"), folder / (name + ".key")};
+  const std::string extension =
+      alt_names.empty() ? "" : " -addext " + shell_quoted("subjectAltName=" + alt_names);
+  openssl("req -x509 -newkey " + key + " -nodes -days 2 -subj " +
+              shell_quoted("/CN=" + common_name) + extension + " -keyout " +
+              shell_quoted(pair.key) + " -out " + shell_quoted(pair.certificate),
+          folder);
+  return pair;
+}
+
 // A self-signed certificate for localhost and its key (ECDSA P-256 unless told), in two files:
 // <name>.crt and <name>.key.
 inline pem_pair make_pair(const temp_folder& folder, const std::string& name,
                           const std::string& key = p256_key) {
-  pem_pair pair{folder / (name + ".crt"), folder / (name + ".key")};
-  openssl("req -x509 -newkey " + key + " -nodes -days 2 -subj /CN=localhost " + localhost_names +
-              " -keyout " + shell_quoted(pair.key) + " -out " + shell_quoted(pair.certificate),
-          folder);
-  return pair;
+  return make_named_pair(folder, name, "localhost", "DNS:localhost,IP:127.0.0.1", key);
 }
 
 // A leaf certificate for localhost signed by a CA of its own: the leaf's pair and the CA's

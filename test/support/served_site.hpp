@@ -1,12 +1,14 @@
 #pragma once
 // Test support for the end-to-end server tests: a small site archived by the real binary, the
 // arguments that serve an archive on 127.0.0.1 with an ephemeral port, a check of a
-// connection's last answer, and curl against the server.
+// connection's last answer, waiting for the server's log lines, and curl against the server.
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "support/server_process.hpp"
@@ -45,6 +47,17 @@ struct site {
   }
 };
 
+// A site of one page, whose index.html says `text`, archived by the `kawipiko` under test
+// without compression.
+struct named_site {
+  temp_folder folder;
+  fs::path archive;
+  explicit named_site(const std::string& text) {
+    folder.write("src/index.html", text);
+    archive = archive_sources(KAWIPIKO_BINARY, folder, "--compress identity");
+  }
+};
+
 // The arguments of `kawipiko serve` for `archive` on 127.0.0.1 with an ephemeral port, then
 // `extra`.
 inline std::vector<std::string> serve_args(const fs::path& archive,
@@ -62,6 +75,17 @@ inline void check_last_answer(client& c, unsigned status) {
   CHECK(got.field("Connection") == "close");
   CHECK(c.closed_within());
   CHECK(c.buffered().empty());
+}
+
+// Waits at most `bound` until the server's stderr holds `count` lines starting with `prefix`.
+inline bool wait_for_lines(const server_process& server, const std::string& prefix,
+                           std::size_t count, milliseconds bound = default_bound) {
+  const auto deadline = std::chrono::steady_clock::now() + bound;
+  while (count_lines(server.errors(), prefix) < count) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return true;
 }
 
 // curl, silent but for errors, its run time bounded; `args` are shell words.

@@ -112,6 +112,12 @@ inline command_result run(const std::string& command, const fs::path& scratch) {
   return result;
 }
 
+// What a command printed, for a failure's report.
+inline std::string transcript(const command_result& result) {
+  return "exit " + std::to_string(result.exit_code) + "; stdout:\n" + result.out + "\nstderr:\n" +
+         result.err;
+}
+
 // `command` for /bin/sh, run as a user that file permissions apply to: as root (the tests run as
 // root in CI), through util-linux's setpriv as nobody (uid and gid 65534, no supplementary
 // groups); otherwise as it is, since the caller is unprivileged already. Throws

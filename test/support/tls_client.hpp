@@ -1,7 +1,8 @@
 #pragma once
 // Test support for TLS servers: a blocking HTTP/1.1 client over OpenSSL on support's raw client
 // (so every read and write is bounded by its timeout), which can offer ALPN and tell what the
-// handshake gave: the ALPN choice and the server's certificate.
+// handshake gave: the ALPN choice and the server's certificate; and what `openssl s_client` says
+// of a handshake.
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <csignal>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -126,5 +128,16 @@ class tls_client {
   std::unique_ptr<SSL, decltype(&SSL_free)> ssl_;
   std::string buffer_;
 };
+
+// `openssl s_client`'s summary of the handshake: "New, TLSv1.3, Cipher is …" or "Reused, …";
+// "" if none.
+inline std::string handshake_line(const std::string& output) {
+  std::istringstream lines(output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("New, ", 0) == 0 || line.rfind("Reused, ", 0) == 0) return line;
+  }
+  return "";
+}
 
 }  // namespace kawipiko::test
