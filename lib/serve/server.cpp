@@ -90,15 +90,17 @@ std::size_t descriptor_budget(rlim_t limit) {
   return total > open + spare ? total - open - spare : 1;
 }
 
-// SIGINT and SIGTERM stop the server, SIGHUP reloads the TLS certificates and the archive, SIGIO
-// says that a writer waits on the archive's read lease (base/mapped_file.hpp), SIGUSR1 reopens
-// the access log.
+// SIGINT and SIGTERM stop the server, SIGHUP reloads the TLS certificates and the archive, the
+// lease signal says that a writer waits on the archive's read lease (base/mapped_file.hpp), and
+// SIGIO that one does but the kernel's queue of real-time signals was full (it then sends SIGIO,
+// naming no lease), SIGUSR1 reopens the access log.
 sigset_t serve_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, base::lease_signal());
   sigaddset(&set, SIGIO);
   sigaddset(&set, SIGUSR1);
   return set;
@@ -461,7 +463,7 @@ void move_to_memory(site_source& source, const options& opts, std::vector<archiv
 
 // The main thread of a serving process: waits for the blocked signals and, unless
 // --watch-disable, for a new archive under each archive's name. SIGHUP reloads the certificates
-// and every archive, a new archive reloads it, SIGIO moves a leased one to memory, SIGUSR1
+// and every archive, a new archive reloads it, a lease break moves a leased one to memory, SIGUSR1
 // reopens the access log; run() returns on SIGINT or SIGTERM. Made before the process says it
 // listens, so that no change after that goes unseen. `events` hear of a SIGHUP's reloads and of
 // SIGINT/SIGTERM. It keeps the archives' state in the counters (when on).
@@ -503,8 +505,19 @@ class main_loop {
       if (::read(signals_.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) {
         continue;
       }
-      if (info.ssi_signo == SIGIO) {
+      if (static_cast<int>(info.ssi_signo) == base::lease_signal()) {
         move_to_memory(source_, opts_, slots_, info.ssi_fd);
+        publish();
+        continue;
+      }
+      if (info.ssi_signo == SIGIO) {
+        // A lease broke while the queue of real-time signals was full: which one is not said,
+        // so every live mapped archive goes to memory (a copy each; the rename deploys after
+        // map again).
+        for (const auto& slot : slots_) {
+          const int fd = archive_from(*source_.current(), slot.from).lease_fd();
+          move_to_memory(source_, opts_, slots_, fd);
+        }
         publish();
         continue;
       }
@@ -647,7 +660,7 @@ class supervisor {
         // Each process reopens its own; this one's is what a restarted one inherits.
         if (ops_.access_log != nullptr) ops_.access_log->reopen();
         signal_all(SIGUSR1);
-      } else if (signal == SIGIO) {
+      } else if (signal == base::lease_signal() || signal == SIGIO) {
         // A lease of the archive opened at start, let go already: nothing to do.
       } else if (!stopping_) {
         warn_unsent(notifier_, notifier_.stopping());
