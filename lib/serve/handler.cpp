@@ -529,10 +529,14 @@ response_info handler::respond(const request& req, response_writer& w,
   // as before, as nginx does: the client checked the certificate it got, and a 421 would leave
   // it nowhere better to go.
   if (tls != nullptr && tls->table->is_misdirected(tls->index, host)) return error(r, 421);
-  answering_ = sites_->find(host);
+  const int place = sites_->find_host(host);
+  answering_ = sites_->at(place);
   if (answering_ == nullptr) return error(r, 421);  // no site here for that name
   rules_context context{req, *answering_, host_of(req), match_, rewrite_path_};
-  return answer_path(r, context, {path_.data(), path_size});
+  auto info = answer_path(r, context, {path_.data(), path_size});
+  info.host = place;
+  info.generation = answering_->generation();
+  return info;
 }
 
 response_info handler::respond_error(unsigned status, body_mode body, response_writer& w) noexcept {

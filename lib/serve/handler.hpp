@@ -37,6 +37,7 @@ enum class method {
 // and the fields; version and keep_alive are HTTP/1.1's, for its protocol code.
 struct request {
   method verb = method::get;
+  std::string_view method_token;  // the method as sent (for the access log)
   std::string_view target;
   unsigned version = 11;   // 10 or 11 (a later 1.x is answered as 11)
   bool keep_alive = true;  // as the request asked (version and Connection)
@@ -51,6 +52,9 @@ struct request {
   std::string_view range;
   bool has_if_range = false;
   std::string_view if_range;
+  // For the access log only (the first of each; HTTP/2 keeps them only while it logs).
+  std::string_view referer;
+  std::string_view user_agent;
 };
 
 // Whether an answer carries its body: a HEAD request gets the header only.
@@ -61,6 +65,10 @@ struct response_info {
   archive::encoding coding = archive::encoding::identity;
   std::uint64_t body_bytes = 0;
   bool corrupt = false;  // a corrupt archive record was met (500): worth a log line
+  // The site that answered, for the counters and the access log: its place in site_set::hosts,
+  // or -1 for the default one (and for an answer no site gave); its generation, 0 for none.
+  int host = -1;
+  std::uint64_t generation = 0;
 };
 
 // How the answers of one listener look, besides the archive's own header blocks.

@@ -58,8 +58,8 @@ std::optional<archive::redirect_matcher> matcher_at(const archive::reader& reade
 }
 
 // The archive of a site that is all of it: one without host folders.
-std::shared_ptr<const site_archive> whole_archive(const options& opts) {
-  auto archive = std::make_shared<const site_archive>(opts);
+std::shared_ptr<const site_archive> whole_archive(const options& opts, std::uint64_t generation) {
+  auto archive = std::make_shared<const site_archive>(opts, generation);
   if (archive->reader().has_host_folders()) {
     throw std::runtime_error(base::quote(opts.archive) +
                              " has host folders; give it with --archive");
@@ -69,8 +69,8 @@ std::shared_ptr<const site_archive> whole_archive(const options& opts) {
 
 }  // namespace
 
-site_archive::site_archive(const options& opts)
-    : file_(open_file(opts)), reader_(open_reader(file_)) {
+site_archive::site_archive(const options& opts, std::uint64_t generation)
+    : file_(open_file(opts)), reader_(open_reader(file_)), generation_(generation) {
   // Every entry is decoded and its header blocks checked once, now: the hot path then sends
   // blocks as they are (and HTTP/2 the lines split here). A malformed one is remembered and
   // answered with a 500 (and left out of the index), as the one bad record it is; the rest of the
@@ -156,7 +156,8 @@ archive::lookup_status site_archive::find(std::string_view key,
   return checked(reader_.find(key, out), out);
 }
 
-site::site(const options& opts) : site(whole_archive(opts), {}) {}
+site::site(const options& opts, std::uint64_t generation)
+    : site(whole_archive(opts, generation), {}) {}
 
 site::site(std::shared_ptr<const site_archive> archive, std::string_view host)
     : archive_(std::move(archive)), host_(host), rules_(archive_->rules_of(host_)) {}

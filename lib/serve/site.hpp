@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,7 +39,8 @@ class site_archive {
   // Opens, validates and (as the options say) preloads and indexes opts.archive, and checks the
   // rule blobs of its sites. Throws std::runtime_error / std::system_error with a one-line
   // message naming the file (a corrupt rules blob refuses the whole archive).
-  explicit site_archive(const options& opts);
+  // `generation`: which load of its archive this is (1 at start, then one more per reload).
+  explicit site_archive(const options& opts, std::uint64_t generation = 1);
 
   // The entry stored under `key` (a normalized request path, with host folders its host in
   // front), or for find_fallback the wildcard or error page of `host` that covers `path`.
@@ -61,6 +63,7 @@ class site_archive {
   // 16 hex digits naming the build: a SHA-256 of every entry (paths, header blocks, ETags),
   // so two archives of the same sources and settings have the same one.
   [[nodiscard]] const std::string& build_id() const noexcept { return build_id_; }
+  [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
   // Every well-formed block of the archive, split into lines once, for HTTP/2.
   [[nodiscard]] const header_lists& lists() const noexcept { return lists_; }
   // The serve-time rules of the site of `host` (empty: the whole archive's), or null when it has
@@ -91,6 +94,7 @@ class site_archive {
   header_lists lists_;
   std::map<std::string, site_rules, std::less<>> rules_;  // by host; only sites that have some
   std::string build_id_;
+  std::uint64_t generation_;
   mutable std::atomic<std::chrono::steady_clock::rep> release_by_{
       std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
 };
@@ -100,7 +104,7 @@ class site {
   // Opens opts.archive as one site, the whole of it. Throws as site_archive does, and for an
   // archive of host folders ("'x.cdb' has host folders; give it with --archive"), whose sites
   // host_table.hpp's sites_of gives.
-  explicit site(const options& opts);
+  explicit site(const options& opts, std::uint64_t generation = 1);
   // The site of `host` in `archive`: one of its reader().hosts(), or empty for the whole of an
   // archive without host folders.
   site(std::shared_ptr<const site_archive> archive, std::string_view host);
@@ -126,6 +130,8 @@ class site {
   [[nodiscard]] const archive::redirect_matcher* forced_rules() const noexcept {
     return rules_ != nullptr && rules_->forced ? &*rules_->forced : nullptr;
   }
+  // Which load of its archive this is (site_archive::generation).
+  [[nodiscard]] std::uint64_t generation() const noexcept { return archive_->generation(); }
 
  private:
   std::shared_ptr<const site_archive> archive_;

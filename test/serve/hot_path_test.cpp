@@ -1,7 +1,8 @@
 // The steady-state request path allocates nothing: parse_request and handler::respond are run
-// over every kind of answer, the HTTP/1.1 protocol over pipelined requests, and the TLS session's
-// writes, with the global operator new counting (OpenSSL's own buffers come from malloc, outside
-// this count). A test binary of its own, since it replaces operator new for the whole program.
+// over every kind of answer, the HTTP/1.1 protocol over pipelined requests (also with the
+// counters and the access log on), and the TLS session's writes, with the global operator new
+// counting (OpenSSL's own buffers come from malloc, outside this count). A test binary of its own,
+// since it replaces operator new for the whole program.
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -16,6 +17,7 @@
 #include "serve/handler.hpp"
 #include "serve/http1.hpp"
 #include "serve/parser.hpp"
+#include "serve/request_log.hpp"
 #include "support/site_fixture.hpp"
 #include "support/temp_folder.hpp"
 #include "support/tls_memory_pair.hpp"
@@ -202,9 +204,10 @@ TEST_CASE("_redirects rules answer, and miss, without allocating", "[serve][hot]
                      }) == 0);
 }
 
-TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without allocating",
-          "[serve][hot]") {
-  temp_folder sources, out;
+namespace {
+
+// The options that serve an archive of one compressible page (identity and gzip), built in `out`.
+serve::options one_page_site(const temp_folder& sources, const temp_folder& out) {
   sources.write("index.html", compressible_text(2000));
   archive::build_options build;
   build.sources = sources.str();
@@ -214,6 +217,15 @@ TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without alloca
   archive::build(build);
   serve::options opts;
   opts.archive = build.archive;
+  return opts;
+}
+
+}  // namespace
+
+TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without allocating",
+          "[serve][hot]") {
+  temp_folder sources, out;
+  const auto opts = one_page_site(sources, out);
   const serve::site site(opts);
   serve::handler handler(site, serve::answer_settings{});
   serve::protocol_context ctx{handler, opts};
@@ -232,6 +244,41 @@ TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without alloca
   }
   CHECK(out_batch->parts().size() > 16);
   CHECK(allocations.load() - before == 0);
+}
+
+TEST_CASE("counting answers and formatting their access log lines allocates nothing",
+          "[serve][hot]") {
+  temp_folder sources, out;
+  const auto opts = one_page_site(sources, out);
+  const serve::site site(opts);
+  serve::handler handler(site, serve::answer_settings{});
+  for (const auto format : {serve::access_log_format::combined, serve::access_log_format::json}) {
+    serve::access_log_writer writer((out / "access.log").string(), format);
+    serve::access_log_buffer lines(writer);
+    serve::metrics_store store(1, 1, {}, {opts.archive});
+    auto counters = store.thread(0, 0);
+    sockaddr_storage address{};
+    address.ss_family = AF_INET;
+    const serve::peer_address peer(address);
+    serve::answer_records records{.access = &lines,
+                                  .counters = &counters,
+                                  .timed = format == serve::access_log_format::json,
+                                  .peer = &peer};
+    serve::protocol_context ctx{handler, opts};
+    ctx.records = &records;
+    serve::http1_protocol protocol;
+    auto out_batch = std::make_unique<serve::output>();
+    const std::string batch =
+        "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: x\r\nReferer: y\r\n\r\n"
+        "GET /missing HTTP/1.1\r\nHost: a\r\n\r\n";
+    const auto before = allocations.load();
+    // 100 lines: within one chunk, which is never handed over here.
+    for (int round = 0; round < 50; ++round) {
+      REQUIRE(protocol.on_input(batch, false, "Date: x\r\n", ctx, *out_batch) ==
+              serve::http1_protocol::next::read);
+    }
+    CHECK(allocations.load() - before == 0);
+  }
 }
 
 TEST_CASE("the TLS session encrypts answers, small records and full ones, without allocating",
