@@ -124,6 +124,7 @@ po::options_description serve_flags(serve::options& o, bool& mmap, certificate_f
   const serve::options d;
   serve::limits& l = o.limits;
   serve::tls_settings& t = o.tls;
+  serve::confinement& c = o.confine;
   return describe({
       {"archive", stores(o.archive, "<path>"),
        "the archive to serve (with --host: the default site, for hosts that match none)"},
@@ -187,6 +188,21 @@ po::options_description serve_flags(serve::options& o, bool& mmap, certificate_f
       {"max-connections", stores(l.connections, "<n>"),
        "open connections per process; past it new ones are closed at once (default: as many as "
        "the descriptor limit allows)"},
+      {"user", stores(c.user, "<name>"),
+       "once listening with the archives and certificates open, run as this user (needs root)"},
+      {"group", stores(c.group, "<name>"), "with --user: this group, not the user's primary one"},
+      {"sandbox", sets(c.sandbox),
+       "once serving: read only the archives' and certificates' folders (Landlock) and make only "
+       "the system calls serving needs (seccomp)"},
+      {"seccomp-enable", sets(c.sandbox), "the same as --sandbox"},
+      {"limit-memory", stores(c.memory_mib, "<MiB>"),
+       "address space per process (RLIMIT_AS, RLIMIT_DATA); the archives must fit in it"},
+      {"access-log", stores(o.access_log, "<path|->"),
+       "append one line per answered request to this file (- for stdout); SIGUSR1 reopens it"},
+      {"access-log-format", po::value<std::string>()->value_name("combined|json"),
+       "the access log's lines: Apache's and nginx's combined (the default), or JSON"},
+      {"metrics-bind", stores(o.metrics_bind, "<ip>:<port>"),
+       "address to answer /metrics (Prometheus), /healthz and /readyz on"},
       {"debug", sets(o.debug), "log one line per request on stderr"},
       {"quiet", sets(o.quiet), "no start-up line"},
       {"help,h", nullptr, "show this help"},
@@ -212,6 +228,15 @@ int run(int argc, char** argv) {
   if (opts.limits.requests_per_connection == 0 ||
       (values.count("max-connections") != 0 && opts.limits.connections == 0)) {
     throw usage_error("--max-requests-per-connection and --max-connections must be at least 1");
+  }
+  if (values.count("access-log-format") != 0) {
+    if (opts.access_log.empty()) throw usage_error("--access-log-format needs --access-log");
+    const auto format = values["access-log-format"].as<std::string>();
+    if (format != "combined" && format != "json") {
+      throw usage_error("--access-log-format must be combined or json, not '" + format + "'");
+    }
+    opts.log_format =
+        format == "json" ? serve::access_log_format::json : serve::access_log_format::combined;
   }
   // --bind-tls alone serves TLS only; the plain listener's default needs no --bind.
   if (values.count("bind-tls") != 0 && values.count("bind") == 0) opts.bind.clear();

@@ -17,6 +17,10 @@ pkg_check_modules(BROTLI REQUIRED IMPORTED_TARGET libbrotlienc libbrotlidec)
 # file either.
 pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
 
+# --sandbox's system-call filter: libseccomp (libseccomp-dev), which compiles an allow-list into
+# the BPF program seccomp runs and knows each architecture's numbers. No CMake package either.
+pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
+
 # SHA-256 for content hashes and ETags (libcrypto: hardware-accelerated and well kept), and TLS
 # (libssl).
 find_package(OpenSSL REQUIRED COMPONENTS Crypto SSL)

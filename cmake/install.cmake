@@ -15,4 +15,5 @@ install(FILES README.rst LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
 # /usr/bin/kawipiko, the binary of a --prefix /usr install.
 install(FILES app/deploy/systemd/kawipiko.service app/deploy/systemd/kawipiko.socket
               app/deploy/systemd/kawipiko-tls.socket DESTINATION lib/systemd/system)
-install(FILES app/deploy/systemd/kawipiko.default DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+install(FILES app/deploy/systemd/kawipiko.default app/deploy/haproxy.cfg
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)

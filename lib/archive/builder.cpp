@@ -16,6 +16,7 @@
 #include "archive/pipeline.hpp"
 #include "archive/reader.hpp"
 #include "archive/schema.hpp"
+#include "archive/site_rules.hpp"
 #include "archive/source.hpp"
 #include "base/atomic_file.hpp"
 #include "base/error.hpp"
@@ -36,6 +37,10 @@ using base::throw_error;
 constexpr std::string_view index_extensions[] = {"html", "htm",  "xhtml", "xht",
                                                  "txt",  "json", "xml"};
 constexpr std::string_view strip_extensions[] = {"html", "htm", "xhtml", "xht", "txt"};
+
+// The rules files, at the top of a site: read by the archiver, never served.
+constexpr std::string_view redirects_name = "/_redirects";
+constexpr std::string_view headers_name = "/_headers";
 
 // ---- what the phases hand each other ------------------------------------------------------------
 
@@ -66,7 +71,8 @@ struct published_items {
 // keys carry the host in front.
 struct site_plan {
   std::string host;  // empty without host folders
-  source_tree tree;
+  source_tree tree;  // without the rules files
+  site_rules rules;
   published_items published;
   item_map folder_entries;  // folder -> its index file or generated listing
 };
@@ -84,18 +90,13 @@ struct stored_item {
   std::vector<stored_variant> variants;  // in the schema's order: identity, gzip, br
 };
 
-// Every request path that gets an entry, each map sorted.
-struct routes {
-  item_map entries;                              // path -> item: files, indexes, aliases
-  std::map<std::string, std::string> redirects;  // from -> to
-};
-
 // What writing the sites' routes produced.
 struct written_routes {
   std::string paths_listing;  // every path key written, one per line, in order
   std::uint64_t paths = 0;
   std::uint64_t redirects = 0;
-  std::size_t fallback_depth = 0;  // the reader walks from there: the deepest level plus one
+  std::uint64_t pattern_rules = 0;  // left to the serve-time matcher, every site's
+  std::size_t fallback_depth = 0;   // the reader walks from there: the deepest level plus one
 };
 
 struct header_options {
@@ -165,39 +166,62 @@ std::string folder_listing(std::string_view folder, const std::vector<std::strin
   return html;
 }
 
-// The entry for a resource whose variants are `item`'s, answered with `status`.
-std::string resource_entry(unsigned status, const stored_item& item, const header_options& opt) {
-  std::vector<variant_spec> specs;
-  const bool multi = item.variants.size() > 1;
-  for (const auto& stored : item.variants) {
-    variant_spec spec{stored.coding, stored.position, stored.length, {}, 0, 0, 0};
-    std::string& block = spec.block;
-    if (opt.etag) {
-      block += "ETag: \"" + stored.etag + "\"\r\n";
-      spec.etag_length = stored.etag.size() + 2;
-    }
-    if (!opt.cache_control.empty())
-      block += "Cache-Control: " + std::string(opt.cache_control) + "\r\n";
-    if (multi) block += "Vary: Accept-Encoding\r\n";
-    spec.length_304 = block.size();
-    block += "Content-Type: " + item.content_type + "\r\n";
-    if (stored.coding != encoding::identity) {
-      block += "Content-Encoding: " + std::string(token(stored.coding)) + "\r\n";
-    }
-    spec.length_partial = block.size();
-    block += "Content-Length: " + std::to_string(stored.length) + "\r\n";
-    specs.push_back(std::move(spec));
+// The header block of one variant: the 304 prefix (ETag, Cache-Control, Vary, the `_headers`
+// lines), then Content-Type and Content-Encoding (the 206 prefix), then Content-Length.
+variant_spec resource_variant(const stored_variant& stored, const stored_item& item, bool multi,
+                              const header_options& opt, const compiled_headers& own) {
+  variant_spec spec{stored.coding, stored.position, stored.length, {}, 0, 0, 0};
+  std::string& block = spec.block;
+  if (opt.etag) {
+    block += "ETag: \"" + stored.etag + "\"\r\n";
+    spec.etag_length = stored.etag.size() + 2;
   }
-  return encode_entry(status, specs.data(), specs.size());
+  if (own.has_cache_control) {
+    block += "Cache-Control: " + own.cache_control + "\r\n";
+  } else if (!opt.cache_control.empty() && !own.drop_cache_control) {
+    block += "Cache-Control: " + std::string(opt.cache_control) + "\r\n";
+  }
+  if (multi) block += "Vary: Accept-Encoding\r\n";
+  block += own.lines + own.location_line;
+  spec.length_304 = block.size();
+  if (own.has_content_type) {
+    block += "Content-Type: " + own.content_type + "\r\n";
+  } else if (!own.drop_content_type) {
+    block += "Content-Type: " + item.content_type + "\r\n";
+  }
+  if (stored.coding != encoding::identity) {
+    block += "Content-Encoding: " + std::string(token(stored.coding)) + "\r\n";
+  }
+  spec.length_partial = block.size();
+  block += "Content-Length: " + std::to_string(stored.length) + "\r\n";
+  return spec;
 }
 
-// The entry of a 308 redirect to `location`.
-std::string redirect_entry(std::string_view location, std::string_view cache_control) {
+// The entry for a resource whose variants are `item`'s, answered with `status`.
+std::string resource_entry(unsigned status, const stored_item& item, const header_options& opt,
+                           const compiled_headers& own = {}, unsigned flags = 0) {
+  std::vector<variant_spec> specs;
+  for (const auto& stored : item.variants) {
+    specs.push_back(resource_variant(stored, item, item.variants.size() > 1, opt, own));
+  }
+  return encode_entry(status, specs.data(), specs.size(), flags | own.flags);
+}
+
+// The entry of a redirect to `location` (safe in a header): Cache-Control for the permanent ones.
+std::string redirect_entry(const route& answer, std::string_view cache_control,
+                           const compiled_headers& own = {}, unsigned flags = 0) {
   variant_spec spec{encoding::identity, 0, 0, {}, 0, 0, 0};
-  spec.block = "Location: " + http::encode_path(location) + "\r\n";
-  if (!cache_control.empty()) spec.block += "Cache-Control: " + std::string(cache_control) + "\r\n";
+  spec.block = "Location: " + answer.location + "\r\n";
+  const bool permanent = answer.status == 301 || answer.status == 308;
+  if (own.has_cache_control) {
+    spec.block += "Cache-Control: " + own.cache_control + "\r\n";
+  } else if (permanent && !cache_control.empty() && !own.drop_cache_control) {
+    spec.block += "Cache-Control: " + std::string(cache_control) + "\r\n";
+  }
+  spec.block += own.lines;
   spec.block += "Content-Length: 0\r\n";
-  return encode_entry(308, &spec, 1);
+  if (answer.keeps_query) flags |= schema::entry_flags::keeps_query;
+  return encode_entry(answer.status, &spec, 1, flags | own.flags);
 }
 
 // The --debug line of one stored item.
@@ -370,6 +394,18 @@ void add_folder_listings(site_plan& site, work_list& work) {
   }
 }
 
+// The `_redirects` and `_headers` at the top of `tree`, taken out of it and parsed.
+site_rules take_rules(source_tree& tree, std::string_view host) {
+  std::string redirects, headers;
+  std::erase_if(tree.files, [&](const source_file& file) {
+    if (file.path == redirects_name) redirects = file.file;
+    if (file.path == headers_name) headers = file.file;
+    return file.path == redirects_name || file.path == headers_name;
+  });
+  if (redirects.empty() && headers.empty()) return {};
+  return site_rules(redirects, headers, host);
+}
+
 // The sites of the sources: the whole tree, or one per host folder (in key order), each walked,
 // and their items listed in `work`, site after site.
 std::vector<site_plan> plan_sites(const build_options& options, const target_state& target,
@@ -377,13 +413,14 @@ std::vector<site_plan> plan_sites(const build_options& options, const target_sta
   std::vector<site_plan> sites;
   if (options.host_folders) {
     for (auto& folder : list_host_folders(options.sources, target.identity)) {
-      sites.push_back({std::move(folder.host), walk(folder.file, target.identity), {}, {}});
+      sites.push_back({std::move(folder.host), walk(folder.file, target.identity), {}, {}, {}});
     }
   } else {
-    sites.push_back({{}, walk(options.sources, target.identity), {}, {}});
+    sites.push_back({{}, walk(options.sources, target.identity), {}, {}, {}});
   }
   for (const auto& site : sites) refuse_oversized_files(site.tree);
   for (auto& site : sites) {
+    site.rules = take_rules(site.tree, site.host);
     site.published = collect_published(site, work);
     if (options.include_index) {
       site.folder_entries = find_folder_indexes(site.tree.folders, site.published.by_path);
@@ -511,56 +548,105 @@ std::map<std::string, std::string> compile_slash_redirects(const item_map& entri
   return redirects;
 }
 
-routes compile_routes(const site_plan& site, const build_options& options) {
-  routes compiled;
-  compiled.entries =
+// The site's own routes (files, indexes, aliases, slash redirects), then what its rules add or
+// replace. The rules' blobs for the server go to `blobs`.
+route_map compile_routes(const site_plan& site, const build_options& options, rule_blobs& blobs) {
+  route_map compiled;
+  const item_map entries =
       compile_entries(site.published.by_path, site.folder_entries, options.include_strip);
-  if (options.include_slash_redirects) {
-    compiled.redirects = compile_slash_redirects(compiled.entries);
+  for (const auto& [path, item] : entries) {
+    route file;
+    file.item = item;
+    file.archived = true;
+    compiled.emplace(path, std::move(file));
   }
+  if (options.include_slash_redirects) {
+    for (const auto& [from, to] : compile_slash_redirects(entries)) {
+      route redirect;
+      redirect.status = 308;
+      redirect.location = http::encode_path(to);
+      redirect.keeps_query = true;
+      redirect.archived = true;
+      compiled.emplace(from, std::move(redirect));
+    }
+  }
+  blobs = site.rules.apply_redirects(compiled);
   return compiled;
 }
 
-// Writes the entries and the redirects merged, so that the records stay in one sorted order; their
-// keys have `host` in front (the Locations do not: they stay within the host).
-void write_routes(std::string_view host, const routes& compiled,
-                  const std::vector<stored_item>& stored, const header_options& headers,
-                  cdb::writer& writer, written_routes& written) {
-  auto entry_it = compiled.entries.begin();
-  auto redirect_it = compiled.redirects.begin();
-  const auto entries_end = compiled.entries.end();
-  const auto redirects_end = compiled.redirects.end();
-  while (entry_it != entries_end || redirect_it != redirects_end) {
-    const bool take_entry = redirect_it == redirects_end ||
-                            (entry_it != entries_end && entry_it->first < redirect_it->first);
-    const std::string key = std::string(host) + (take_entry ? entry_it->first : redirect_it->first);
-    if (take_entry) {
-      writer.add(key, resource_entry(200, stored[entry_it->second], headers));
-      ++written.paths;
-      ++entry_it;
-    } else {
-      writer.add(key, redirect_entry(redirect_it->second, headers.cache_control));
-      ++written.redirects;
-      ++redirect_it;
-    }
-    written.paths_listing += key + "\n";
+// The --debug line of a path that rules apply to, or empty.
+std::string describe_rules(std::string_view key, const route& answer, const compiled_headers& own) {
+  if (answer.rule_line == 0 && own.block_lines.empty()) return {};
+  std::string line = std::string(key);
+  if (!own.block_lines.empty()) {
+    line += " _headers lines";
+    for (const auto number : own.block_lines) line += " " + std::to_string(number);
+  }
+  if (answer.rule_line != 0) {
+    line += answer.forced_rules ? " _redirects forced rules from line " : " _redirects line ";
+    line += std::to_string(answer.rule_line);
+  }
+  return line;
+}
+
+// The entry of one route, with its path's `_headers`.
+std::string route_entry(std::string_view path, const route& answer, const site_plan& site,
+                        const std::vector<stored_item>& stored, const header_options& headers,
+                        const build_hooks& hooks) {
+  const compiled_headers own = site.rules.headers_for(path);
+  if (hooks.debug) {
+    const auto line = describe_rules(site.host + std::string(path), answer, own);
+    if (!line.empty()) hooks.debug(line);
+  }
+  const unsigned flags = answer.forced_rules ? schema::entry_flags::forced_rules : 0;
+  try {
+    if (answer.is_redirect()) return redirect_entry(answer, headers.cache_control, own, flags);
+    // A 404 rewrite is an error page: no validators, no caching, as the fallbacks.
+    const header_options options = answer.status == 404 ? header_options{false, {}} : headers;
+    return resource_entry(answer.status, stored[answer.item], options, own, flags);
+  } catch (const std::length_error&) {
+    if (own.block_lines.empty()) throw;
+    throw site.rules.oversized_block(path, own);
   }
 }
 
+// Writes the site's routes in their sorted order; their keys have the site's host in front (the
+// Locations do not: they stay within the host). Then the site's rule blobs.
+void write_routes(const site_plan& site, const route_map& compiled, const rule_blobs& blobs,
+                  const std::vector<stored_item>& stored, const header_options& headers,
+                  const build_hooks& hooks, cdb::writer& writer, written_routes& written) {
+  for (const auto& [path, answer] : compiled) {
+    const std::string key = site.host + path;
+    writer.add(key, route_entry(path, answer, site, stored, headers, hooks));
+    ++(answer.is_redirect() ? written.redirects : written.paths);
+    written.paths_listing += key + "\n";
+  }
+  const auto as_text = [](const std::vector<std::byte>& blob) {
+    return std::string_view(reinterpret_cast<const char*>(blob.data()), blob.size());
+  };
+  if (!blobs.patterns.empty()) writer.add(schema::rules_key(site.host), as_text(blobs.patterns));
+  if (!blobs.forced.empty()) writer.add(schema::forced_rules_key(site.host), as_text(blobs.forced));
+  written.pattern_rules += blobs.pattern_count;
+}
+
 // Writes each folder's fallback: its wildcard (200), or else its error page (404), keyed with the
-// site's host in front. Raises the depth the reader walks from to the deepest level with a
-// fallback plus one ("/" is level 0).
-void write_fallbacks(const site_plan& site, const std::vector<stored_item>& stored,
-                     const header_options& headers, cdb::writer& writer, written_routes& written) {
+// site's host in front, with the `_headers` of the file's own path. Raises the depth the reader
+// walks from to the deepest level with a fallback plus one ("/" is level 0).
+void write_fallbacks(const site_plan& site, const work_list& work,
+                     const std::vector<stored_item>& stored, const header_options& headers,
+                     cdb::writer& writer, written_routes& written) {
   const auto& published = site.published;
+  const auto own_headers = [&](std::size_t item) {
+    return site.rules.headers_for(std::string_view(work.items[item].path).substr(site.host.size()));
+  };
   for (const auto& folder : site.tree.folders) {
     std::string value;
     if (const auto wildcard = published.wildcards.find(folder);
         wildcard != published.wildcards.end()) {
-      value = resource_entry(200, stored[wildcard->second], headers);
+      value = resource_entry(200, stored[wildcard->second], headers, own_headers(wildcard->second));
     } else if (const auto page = published.error_pages.find(folder);
                page != published.error_pages.end()) {
-      value = resource_entry(404, stored[page->second], {false, {}});
+      value = resource_entry(404, stored[page->second], {false, {}}, own_headers(page->second));
     } else {
       continue;
     }
@@ -596,6 +682,7 @@ std::string meta_text(const build_options& options, const header_options& header
   meta += "folders=" + std::to_string(stats.folders) + "\n";
   meta += "paths=" + std::to_string(stats.paths) + "\n";
   meta += "redirects=" + std::to_string(stats.redirects) + "\n";
+  meta += "pattern-rules=" + std::to_string(stats.pattern_rules) + "\n";
   meta += "fallback-depth=" + std::to_string(fallback_depth) + "\n";
   return meta;
 }
@@ -630,11 +717,14 @@ build_stats build(const build_options& options, const build_hooks& hooks) {
   const header_options headers = headers_for(options);
   written_routes written;
   for (const auto& site : sites) {
-    write_routes(site.host, compile_routes(site, options), stored, headers, writer, written);
+    rule_blobs blobs;
+    const route_map compiled = compile_routes(site, options, blobs);
+    write_routes(site, compiled, blobs, stored, headers, hooks, writer, written);
   }
-  for (const auto& site : sites) write_fallbacks(site, stored, headers, writer, written);
+  for (const auto& site : sites) write_fallbacks(site, work, stored, headers, writer, written);
   stats.paths = written.paths;
   stats.redirects = written.redirects;
+  stats.pattern_rules = written.pattern_rules;
   if (options.include_file_listing) writer.add(schema::paths_key, written.paths_listing);
   writer.add(schema::meta_key, meta_text(options, headers, stats, written.fallback_depth));
 

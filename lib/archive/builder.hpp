@@ -41,10 +41,11 @@ struct build_options {
 struct build_stats {
   std::uint64_t files = 0;  // published source files
   std::uint64_t folders = 0;
-  std::uint64_t paths = 0;  // request paths answered (files, indexes, aliases)
-  std::uint64_t redirects = 0;
-  std::uint64_t bytes_in = 0;             // source bytes
-  std::uint64_t bytes_stored = 0;         // body bytes written, all variants
+  std::uint64_t paths = 0;          // request paths answered (files, indexes, aliases)
+  std::uint64_t redirects = 0;      // slash redirects and `_redirects` rules answered by entries
+  std::uint64_t pattern_rules = 0;  // `_redirects` rules left to the serve-time matcher
+  std::uint64_t bytes_in = 0;       // source bytes
+  std::uint64_t bytes_stored = 0;   // body bytes written, all variants
   std::uint64_t bytes_by_coding[3] = {};  // body bytes written, by encoding (identity, gzip, br)
   std::uint64_t bytes_smallest = 0;       // per published content, its smallest variant
   std::uint64_t bytes_deduplicated = 0;   // source bytes not stored again (same content)

@@ -94,18 +94,31 @@ bool parse_descriptor(std::string_view line, encoding& coding, descriptor_number
          parse_number(line, descriptor::etag_length, 16, out.etag_length);
 }
 
-// Parses the head "SSS N\n" of `value`: the status and a variant count in 1..max_variants.
-bool parse_head(std::string_view value, unsigned& status, std::size_t& count) noexcept {
+// Parses the head "SSS N FF\n" (or a legacy "SSS N\n") of `value`: the status, a variant count
+// in 1..max_variants and known flags; `size` is the head's.
+bool parse_head(std::string_view value, unsigned& status, std::size_t& count, unsigned& flags,
+                std::size_t& size) noexcept {
   namespace head = schema::head;
-  std::uint64_t parsed_status = 0, parsed_count = 0;
-  if (value.size() < schema::entry_head_size || !has_separators(value, head::fields) ||
-      !parse_number(value, head::status, 10, parsed_status) ||
+  std::uint64_t parsed_status = 0, parsed_count = 0, parsed_flags = 0;
+  if (value.size() < schema::legacy_head_size) return false;
+  const bool legacy = value[head::variant_count.offset + head::variant_count.width] == '\n';
+  if (legacy) {
+    if (!has_separators(value, head::legacy_fields)) return false;
+  } else if (value.size() < schema::entry_head_size || !has_separators(value, head::fields) ||
+             !parse_number(value, head::flags, 16, parsed_flags)) {
+    return false;
+  }
+  if (!parse_number(value, head::status, 10, parsed_status) ||
       !parse_number(value, head::variant_count, 10, parsed_count)) {
     return false;
   }
   if (parsed_count < 1 || parsed_count > schema::max_variants) return false;
+  if ((parsed_flags & ~std::uint64_t{schema::entry_flags::known}) != 0) return false;
   status = static_cast<unsigned>(parsed_status);
   count = static_cast<std::size_t>(parsed_count);
+  flags = static_cast<unsigned>(parsed_flags);
+  if (legacy && status == 308) flags = schema::entry_flags::keeps_query;
+  size = legacy ? schema::legacy_head_size : schema::entry_head_size;
   return true;
 }
 
@@ -162,17 +175,18 @@ std::string descriptor_line(const variant_spec& spec) {
 }  // namespace
 
 bool decode_entry(std::string_view value, const cdb::reader& db, entry& out) noexcept {
-  unsigned status = 0;
-  std::size_t count = 0;
-  if (!parse_head(value, status, count)) return false;
+  unsigned status = 0, flags = 0;
+  std::size_t count = 0, head_size = 0;
+  if (!parse_head(value, status, count, flags, head_size)) return false;
   // Descriptors must fit before the blocks start.
-  if ((value.size() - schema::entry_head_size) / schema::descriptor_size < count) return false;
-  std::size_t block_at = schema::entry_head_size + count * schema::descriptor_size;
+  if ((value.size() - head_size) / schema::descriptor_size < count) return false;
+  std::size_t block_at = head_size + count * schema::descriptor_size;
 
   out.status = status;
+  out.flags = flags;
   out.count = count;
   for (std::size_t v = 0; v < count; ++v) {
-    const std::size_t at = schema::entry_head_size + v * schema::descriptor_size;
+    const std::size_t at = head_size + v * schema::descriptor_size;
     descriptor_numbers numbers;
     auto& variant = out.variants[v];
     if (!parse_descriptor(value.substr(at, schema::descriptor_size), variant.coding, numbers) ||
@@ -182,6 +196,10 @@ bool decode_entry(std::string_view value, const cdb::reader& db, entry& out) noe
     block_at += variant.block.size();
   }
   return block_at == value.size();
+}
+
+bool is_redirect_status(unsigned status) noexcept {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
 namespace {
@@ -209,7 +227,7 @@ bool is_well_formed(const variant& v, unsigned status) noexcept {
       const auto c = static_cast<unsigned char>(ch);
       if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
     }
-    if (status == 308 && line_number == 0 && name != "Location") return false;
+    if (is_redirect_status(status) && line_number == 0 && name != "Location") return false;
     if (name == "Content-Length") {
       if (value.size() < 2 || value.size() > 21 || value[0] != ' ') return false;
       std::uint64_t number = 0;
@@ -234,19 +252,23 @@ bool is_well_formed(const variant& v, unsigned status) noexcept {
 }  // namespace
 
 bool is_well_formed(const entry& e) noexcept {
-  if (e.status != 200 && e.status != 308 && e.status != 404) return false;
+  const bool redirect = is_redirect_status(e.status);
+  if (!redirect && e.status != 200 && e.status != 404) return false;
+  if (!redirect && (e.flags & schema::entry_flags::keeps_query) != 0) return false;
   for (std::size_t i = 0; i < e.count; ++i) {
     if (!is_well_formed(e.variants[i], e.status)) return false;
   }
   return true;
 }
 
-std::string encode_entry(unsigned status, const variant_spec* variants, std::size_t count) {
+std::string encode_entry(unsigned status, const variant_spec* variants, std::size_t count,
+                         unsigned flags) {
   std::string out = blank_line(schema::entry_head_size);
-  if (count == 0 || count > schema::max_variants ||
+  if (count == 0 || count > schema::max_variants || (flags & ~schema::entry_flags::known) != 0 ||
       !put_number(out, schema::head::status, 10, status) ||
-      !put_number(out, schema::head::variant_count, 10, count)) {
-    throw std::invalid_argument("entry: bad status or variant count");
+      !put_number(out, schema::head::variant_count, 10, count) ||
+      !put_number(out, schema::head::flags, 16, flags)) {
+    throw std::invalid_argument("entry: bad status, variant count or flags");
   }
   for (std::size_t v = 0; v < count; ++v) {
     const auto& spec = variants[v];

@@ -71,11 +71,12 @@ std::vector<std::string_view> parse_hosts(std::string_view text) {
 reader::reader(std::span<const std::byte> image) : db_(image) {
   const auto schema = value_of(db_, schema::schema_key);
   if (!schema) throw std::runtime_error("not a kawipiko archive (no schema key)");
-  host_folders_ = *schema == schema::schema_value_hosts;
-  if (*schema != schema::schema_value && !host_folders_) {
+  host_folders_ =
+      *schema == schema::schema_value_hosts || *schema == schema::legacy_schema_value_hosts;
+  if (*schema != schema::schema_value && *schema != schema::legacy_schema_value && !host_folders_) {
     throw std::runtime_error("unsupported archive schema '" + printable(*schema) +
-                             "' (this version reads '" + std::string(schema::schema_value) +
-                             "' and '" + std::string(schema::schema_value_hosts) + "')");
+                             "' (this version reads '" + std::string(schema::legacy_schema_value) +
+                             "' to '" + std::string(schema::schema_value_hosts) + "')");
   }
   if (host_folders_) {
     const auto hosts = value_of(db_, schema::hosts_key);

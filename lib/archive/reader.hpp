@@ -52,14 +52,15 @@ class reader {
 
   [[nodiscard]] const cdb::reader& database() const noexcept { return db_; }
 
-  // Calls `visit(key, value)` for every entry record (path and fallback keys), in file order,
-  // from where the entries begin: the archiver writes every body and skip mark before the first
-  // entry (an entry holds its bodies' positions), so the walk reads the hash tables and the
-  // records after the last body, not the bodies. Returns that position: a lookup that finds an
-  // entry whose value lies before it (in an archive the archiver did not make) must treat it as
-  // corrupt, for the walk did not see it. Sets `error` when a record from there on is malformed,
-  // or a slot from there on points at no record's start (all that a lookup can reach from there
-  // was visited, then). Exceptions from `visit` propagate.
+  // Calls `visit(key, value)` for every entry record (path and fallback keys) and rules blob
+  // (rules:, forced-rules:), in file order, from where the entries begin: the archiver writes
+  // every body and skip mark before the first entry (an entry holds its bodies' positions), so
+  // the walk reads the hash tables and the records after the last body, not the bodies. Returns
+  // that position: a lookup that finds an entry whose value lies before it (in an archive the
+  // archiver did not make) must treat it as corrupt, for the walk did not see it. Sets `error`
+  // when a record from there on is malformed, or a slot from there on points at no record's
+  // start (all that a lookup can reach from there was visited, then). Exceptions from `visit`
+  // propagate.
   template <class Visit>
   std::size_t for_each_entry(Visit&& visit, std::error_code& error) const;
 
@@ -88,7 +89,8 @@ std::size_t reader::for_each_entry(Visit&& visit, std::error_code& error) const 
         const std::size_t start = value_position - key.size() - cdb::format::record_header_size;
         if (unmet != slots.end() && *unmet < start) stray = true;
         while (unmet != slots.end() && *unmet <= start) ++unmet;
-        if (schema::is_path_key(key) || key.starts_with(schema::fallback_prefix)) {
+        if (schema::is_path_key(key) || key.starts_with(schema::fallback_prefix) ||
+            key.starts_with(schema::rules_prefix) || key.starts_with(schema::forced_rules_prefix)) {
           visit(key, value);
         }
       },

@@ -18,15 +18,19 @@ namespace kawipiko::base {
 
 namespace {
 
-// A read lease on `fd`, its break signalled with SIGIO and si_fd; empty, or why not.
+// A read lease on `fd`, its break signalled with lease_signal() and si_fd; empty, or why not.
 std::string take_read_lease(int fd) {
-  if (::fcntl(fd, F_SETSIG, SIGIO) != 0 || ::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) {
+  if (::fcntl(fd, F_SETSIG, lease_signal()) != 0 || ::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) {
     return std::strerror(errno);
   }
   return {};
 }
 
 }  // namespace
+
+int lease_signal() noexcept {
+  return SIGRTMIN + 4;
+}
 
 std::chrono::seconds lease_break_time() noexcept {
   std::chrono::seconds seconds{45};

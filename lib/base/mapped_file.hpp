@@ -7,11 +7,11 @@
 // would make its vanished pages kill a process that touches them (SIGBUS). So a leased_mmap
 // mapping holds a read lease on its file (fcntl F_SETLEASE): another process's open of the file for
 // writing, or a truncation, then waits (at most /proc/sys/fs/lease-break-time, 45 s by default)
-// while this process is sent SIGIO with si_fd = lease_fd(); its owner then stops using the mapping
-// (a server moves to a copy in memory) and destroys the object, which ends the lease and lets the
-// writer go on. Where no lease can be had (another process has the file open for writing, the
-// file is not ours and we may not lease it, the filesystem has no leases), the file is read into
-// memory instead: a private copy, which nothing done to the file can change.
+// while this process is sent lease_signal() with si_fd = lease_fd(); its owner then stops using the
+// mapping (a server moves to a copy in memory) and destroys the object, which ends the lease and
+// lets the writer go on. Where no lease can be had (another process has the file open for writing,
+// the file is not ours and we may not lease it, the filesystem has no leases), the file is read
+// into memory instead: a private copy, which nothing done to the file can change.
 
 #include <chrono>
 #include <cstddef>
@@ -23,6 +23,12 @@
 
 namespace kawipiko::base {
 
+// The signal a lease break is told with (F_SETSIG): a real-time one, SIGRTMIN + 4 (glibc keeps the
+// first few for itself), so that breaks of two leases at once (a reload of the same file holds a
+// second lease on it until the first generation goes) are queued, each with its si_fd; SIGIO
+// would merge them into one, and the lease it did not name would wait out lease-break-time.
+[[nodiscard]] int lease_signal() noexcept;
+
 // How long the kernel lets a writer wait on a lease (/proc/sys/fs/lease-break-time) before it
 // breaks the lease itself; 45 s (the kernel's default) if that cannot be read.
 [[nodiscard]] std::chrono::seconds lease_break_time() noexcept;
@@ -33,7 +39,7 @@ class mapped_file {
     mmap,
     in_memory,
     // mmap under a read lease, or in memory where no lease can be had (see above); the process
-    // must take SIGIO (a server blocks it and reads it from a signalfd), or it dies of it.
+    // must take lease_signal() (a server blocks it and reads it from a signalfd), or it dies of it.
     leased_mmap,
   };
 

@@ -27,6 +27,7 @@
 #include "serve/http1.hpp"
 #include "serve/http2.hpp"
 #include "serve/output.hpp"
+#include "serve/request_log.hpp"
 #include "serve/transport.hpp"
 
 namespace kawipiko::serve {
@@ -53,6 +54,8 @@ class connection_base : public boost::intrusive::list_base_hook<
   virtual void check(coarse_clock::time_point now) noexcept = 0;
   // Closes the transport now; a pending wait then completes (aborted) and the worker deletes it.
   virtual void close() noexcept = 0;
+  // Over TLS.
+  [[nodiscard]] virtual bool secure() const noexcept = 0;
   // Whether bytes of `hold`'s generation wait to be sent (an unsent batch, an HTTP/2 stream).
   [[nodiscard]] virtual bool sends_from(const site_hold& hold) const noexcept = 0;
 };
@@ -70,9 +73,10 @@ template <class Transport>
 class connection final : public connection_base {
  public:
   // The transport is made in place from the worker's read buffer and `args` (the socket, …).
+  // `peer`: the client, for the access log (unknown when it is off).
   template <class... Args>
-  explicit connection(connection_context& ctx, Args&&... args)
-      : transport_(ctx.read_buffer, std::forward<Args>(args)...), ctx_(ctx) {
+  connection(connection_context& ctx, const peer_address& peer, Args&&... args)
+      : transport_(ctx.read_buffer, std::forward<Args>(args)...), ctx_(ctx), peer_(peer) {
     // A handshake must end within the header timeout, counted from accept.
     const auto& limits = ctx_.http.opts.limits;
     deadline_ =
@@ -104,6 +108,8 @@ class connection final : public connection_base {
       close();
     }
   }
+
+  [[nodiscard]] bool secure() const noexcept override { return Transport::has_handshake; }
 
   [[nodiscard]] bool sends_from(const site_hold& hold) const noexcept override {
     return held_.of(hold) || (h2_ && h2_->sends_from(hold));
@@ -166,6 +172,7 @@ class connection final : public connection_base {
   // Answers every complete request in `input` with one batch, and writes it.
   void answer(std::string_view input, bool peer_done) {
     if (!chosen_ && !choose_protocol(input, peer_done)) return do_read();
+    if (ctx_.http.records != nullptr) ctx_.http.records->peer = &peer_;
     const auto date = ctx_.date.get();
     if constexpr (Transport::has_handshake) ctx_.http.certificate = transport_.certificate();
     next_ = h2_ ? h2_->on_input(input, peer_done, date, ctx_.http, ctx_.out)
@@ -375,6 +382,7 @@ class connection final : public connection_base {
 
   Transport transport_;
   connection_context& ctx_;
+  peer_address peer_;
   http1_protocol protocol_;
   std::unique_ptr<http2_protocol> h2_;  // made when the connection turns out to speak HTTP/2
   state state_ = state::fresh;

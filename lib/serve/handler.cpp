@@ -1,8 +1,10 @@
 #include "serve/handler.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <span>
 
+#include "archive/schema.hpp"
 #include "http/accept_encoding.hpp"
 #include "http/etag.hpp"
 #include "http/range.hpp"
@@ -14,6 +16,7 @@ namespace kawipiko::serve {
 namespace {
 
 using archive::encoding;
+namespace entry_flags = archive::schema::entry_flags;
 
 constexpr std::size_t max_ranges = 16;
 
@@ -56,12 +59,24 @@ struct reply {
   response_writer& w;
   const answer_settings& settings;
   body_mode body;
+  unsigned flags = 0;  // the answering entry's (schema::entry_flags); 0 for made-up answers
 
-  // The status, then the security headers.
+  // The status, then the security headers but those the entry's lines hold their own of.
   void start(unsigned status) noexcept {
     w.start(status);
-    if (settings.security_headers) w.lines(constant_lines::security);
-    if (settings.hsts) w.lines(constant_lines::hsts);
+    if (settings.security_headers) {
+      if ((flags & entry_flags::own_security & ~entry_flags::own_hsts) == 0) {
+        w.lines(constant_lines::security);
+      } else {
+        constexpr unsigned own[] = {entry_flags::own_content_type_options,
+                                    entry_flags::own_referrer_policy,
+                                    entry_flags::own_frame_options};
+        for (std::size_t i = 0; i < std::size(own); ++i) {
+          if ((flags & own[i]) == 0) w.lines(constant_lines::security_lines[i]);
+        }
+      }
+    }
+    if (settings.hsts && (flags & entry_flags::own_hsts) == 0) w.lines(constant_lines::hsts);
   }
 
   [[nodiscard]] bool has_body() const noexcept { return body == body_mode::with_body; }
@@ -89,6 +104,7 @@ static_assert(byte_sink<value_sink> && byte_sink<body_sink>);
 
 // A short text answer: the reason phrase as a plain-text body, and Allow for a 405.
 response_info error(reply& r, unsigned status) noexcept {
+  r.flags = 0;  // none of the entry's lines goes out
   r.start(status);
   if (status == 405) r.w.field_text(field::allow, "GET, HEAD");
   // The body is "404 Not Found\n".
@@ -119,13 +135,17 @@ std::string_view query_of(std::string_view target) noexcept {
   return query.substr(0, query.find('#'));
 }
 
-// 308: the archived Location (the block's first line) with the request's query kept.
-response_info redirect(reply& r, std::string_view target, const archive::variant& v) noexcept {
+// A redirect: the archived Location (the block's first line), with the request's query when the
+// entry keeps it.
+response_info redirect(reply& r, std::string_view target, const archive::entry& e) noexcept {
+  const auto& v = e.variants[0];
   const auto line_end = v.block.find("\r\n");
-  const auto query = line_end == std::string_view::npos ? std::string_view() : query_of(target);
+  const bool keeps = (e.flags & entry_flags::keeps_query) != 0;
+  const auto query =
+      line_end == std::string_view::npos || !keeps ? std::string_view() : query_of(target);
   // The query is copied into the batch, whose room per response is bounded.
   if (query.size() > max_copied_value) return error(r, 414);
-  r.start(308);
+  r.start(e.status);
   if (!query.empty()) {
     // The block's first line is "Location: <value>" (checked when the archive was opened).
     const auto first = v.block.substr(0, line_end);
@@ -140,7 +160,7 @@ response_info redirect(reply& r, std::string_view target, const archive::variant
     r.w.lines(v.block);
   }
   r.w.end_header();
-  return r.info(308);
+  return r.info(e.status);
 }
 
 // Whether `host` is a Host field value that can go into a Location: a name or address and an
@@ -366,12 +386,106 @@ std::string_view host_of(const request& req) noexcept {
   return authority.substr(0, authority.find_first_of("/?#"));
 }
 
-// The entry for `path`, or the fallback (wildcard or error page) that covers it.
-archive::lookup_status look_up(const site& s, std::string_view path,
-                               archive::entry& entry) noexcept {
-  const auto status = s.find(path, entry);
-  if (status != archive::lookup_status::not_found) return status;
-  return s.find_fallback(path, entry);
+// The answer an entry describes: a redirect, a stored page (fallbacks, error pages, 404
+// rewrites), or a resource under the request's preconditions and ranges.
+response_info answer_entry(reply& r, const request& req, const archive::entry& entry) noexcept {
+  r.flags = entry.flags;
+  if (archive::is_redirect_status(entry.status)) return redirect(r, req.target, entry);
+  const auto& v = entry.variants[pick_variant(req, entry)];
+  if (entry.status != 200) return stored_page(r, entry.status, v);
+  // The preconditions in RFC 9110 §13.2.2's order: If-Match (strong comparison), then
+  // If-None-Match (weak), then If-Range. Without a stored ETag only "*" can match (the resource
+  // exists). If-Unmodified-Since (and If-Modified-Since) are deliberately never read: the archive
+  // stores no modification dates, and §13.1.4 says a server without one must ignore the field.
+  if (req.has_if_match && !http::if_match(req.if_match, v.etag)) return error(r, 412);
+  if (req.has_if_none_match && http::if_none_match(req.if_none_match, v.etag)) {
+    return not_modified(r, v);
+  }
+  return ranges_or_full(r, req, v);
+}
+
+// A pattern rule's redirect: its status and the Location the matcher made (safe in a header).
+// No `_headers` and no Cache-Control: the answer is made up per request.
+response_info rule_redirect(reply& r, unsigned status, std::string_view location) noexcept {
+  // The Location is copied into the batch, whose room per response is bounded.
+  if (location.size() > max_copied_value) return error(r, 414);
+  r.flags = 0;
+  r.start(status);
+  r.w.field_text(field::location, location);
+  r.w.field_number(field::content_length, 0);
+  r.w.end_header();
+  return r.info(status);
+}
+
+// What answering by the rules needs besides the reply: the request, its site and host as sent,
+// and the handler's room for a match and a rewrite's path.
+struct rules_context {
+  const request& req;
+  const site& s;
+  std::string_view host;
+  archive::redirect_match& match;
+  std::span<char> rewrite_path;
+  bool missing_target = false;  // a rewrite matched, to a path the site does not have
+};
+
+// The answer of the first of `rules` that matches the request's `path` (normalized), if any.
+std::optional<response_info> answer_rules(reply& r, rules_context& c,
+                                          const archive::redirect_matcher* rules,
+                                          std::string_view path) noexcept {
+  if (rules == nullptr) return std::nullopt;
+  auto query = query_of(c.req.target);
+  if (!query.empty()) query.remove_prefix(1);
+  try {
+    if (!rules->match({c.host, path, query}, c.match)) return std::nullopt;
+  } catch (...) {  // std::bad_alloc: a Location past the room kept for it
+    return error(r, 500);
+  }
+  if (archive::is_redirect_status(c.match.status)) {
+    return rule_redirect(r, c.match.status, c.match.target);
+  }
+  // A rewrite: the target's entry, under the rule's status; a target that is missing (or not
+  // a path) takes the normal 404 path.
+  std::size_t size = 0;
+  archive::entry entry;
+  const bool readable =
+      http::normalize_target(c.match.target, c.rewrite_path, size) == http::target_error::none;
+  const auto found =
+      readable ? c.s.find({c.rewrite_path.data(), size}, entry) : archive::lookup_status::not_found;
+  if (found == archive::lookup_status::corrupt) return error(r, 500);
+  if (found == archive::lookup_status::not_found) {
+    c.missing_target = true;
+    return std::nullopt;
+  }
+  if (c.match.status == 404 && entry.status == 200) {
+    r.flags = entry.flags;
+    return stored_page(r, 404, entry.variants[pick_variant(c.req, entry)]);
+  }
+  return answer_entry(r, c.req, entry);
+}
+
+// The path's entry (unless a forced rule it is flagged for answers first); for a path without
+// one, the site's pattern rules in order; then the fallback that covers it, then 404.
+response_info answer_path(reply& r, rules_context& c, std::string_view path) noexcept {
+  archive::entry entry;
+  const auto found = c.s.find(path, entry);
+  if (found == archive::lookup_status::corrupt) return error(r, 500);
+  if (found == archive::lookup_status::found) {
+    if ((entry.flags & entry_flags::forced_rules) != 0) {
+      if (auto answer = answer_rules(r, c, c.s.forced_rules(), path)) return *answer;
+    }
+    if (!c.missing_target) return answer_entry(r, c.req, entry);
+  } else if (auto answer = answer_rules(r, c, c.s.rules(), path)) {
+    return *answer;
+  }
+  switch (c.s.find_fallback(path, entry)) {
+    case archive::lookup_status::found:
+      return answer_entry(r, c.req, entry);
+    case archive::lookup_status::corrupt:
+      return error(r, 500);
+    case archive::lookup_status::not_found:
+      break;
+  }
+  return error(r, 404);
 }
 
 }  // namespace
@@ -381,7 +495,14 @@ handler::handler(const site& s, const answer_settings& settings)
           site_set{std::shared_ptr<const site>(std::shared_ptr<const site>(), &s), {}})),
       sites_(own_.get()),
       answering_(&s),
-      settings_(settings) {}
+      settings_(settings) {
+  match_.target.reserve(max_rule_target);
+}
+
+handler::handler(const site_set& sites, const answer_settings& settings)
+    : sites_(&sites), settings_(settings) {
+  match_.target.reserve(max_rule_target);
+}
 
 response_info handler::respond(const request& req, response_writer& w,
                                const served_certificate* tls) noexcept {
@@ -408,25 +529,14 @@ response_info handler::respond(const request& req, response_writer& w,
   // as before, as nginx does: the client checked the certificate it got, and a 421 would leave
   // it nowhere better to go.
   if (tls != nullptr && tls->table->is_misdirected(tls->index, host)) return error(r, 421);
-  answering_ = sites_->find(host);
+  const int place = sites_->find_host(host);
+  answering_ = sites_->at(place);
   if (answering_ == nullptr) return error(r, 421);  // no site here for that name
-  archive::entry entry;
-  const auto found = look_up(*answering_, {path_.data(), path_size}, entry);
-  if (found == archive::lookup_status::corrupt) return error(r, 500);
-  if (found == archive::lookup_status::not_found) return error(r, 404);
-
-  if (entry.status == 308) return redirect(r, req.target, entry.variants[0]);
-  const auto& v = entry.variants[pick_variant(req, entry)];
-  if (entry.status != 200) return stored_page(r, entry.status, v);
-  // The preconditions in RFC 9110 §13.2.2's order: If-Match (strong comparison), then
-  // If-None-Match (weak), then If-Range. Without a stored ETag only "*" can match (the resource
-  // exists). If-Unmodified-Since (and If-Modified-Since) are deliberately never read: the archive
-  // stores no modification dates, and §13.1.4 says a server without one must ignore the field.
-  if (req.has_if_match && !http::if_match(req.if_match, v.etag)) return error(r, 412);
-  if (req.has_if_none_match && http::if_none_match(req.if_none_match, v.etag)) {
-    return not_modified(r, v);
-  }
-  return ranges_or_full(r, req, v);
+  rules_context context{req, *answering_, host_of(req), match_, rewrite_path_};
+  auto info = answer_path(r, context, {path_.data(), path_size});
+  info.host = place;
+  info.generation = answering_->generation();
+  return info;
 }
 
 response_info handler::respond_error(unsigned status, body_mode body, response_writer& w) noexcept {

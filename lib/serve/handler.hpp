@@ -1,10 +1,11 @@
 #pragma once
 // The I/O-free heart of the server: one parsed request in, one response described to a
 // response_writer (response.hpp), which the protocol serializes. It looks the path up in the
-// site, negotiates the encoding, evaluates If-Match, If-None-Match, Range and If-Range, and
-// describes the status, the archive's precomputed header lines, the few made-up fields and the
-// body slices. It knows no protocol: HTTP/1.1 and HTTP/2 serialize the same description. No
-// allocation, no exception, no system call.
+// site (trying the site's `_redirects` pattern rules when it misses, before the fallbacks, and
+// its forced rules first on the entries flagged for them), negotiates the encoding, evaluates
+// If-Match, If-None-Match, Range and If-Range, and describes the status, the archive's precomputed
+// header lines, the few made-up fields and the body slices. It knows no protocol: HTTP/1.1 and
+// HTTP/2 serialize the same description. No allocation, no exception, no system call.
 
 #include <array>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <string_view>
 
 #include "archive/compress.hpp"
+#include "archive/redirect_matcher.hpp"
 #include "serve/certificate_names.hpp"
 #include "serve/host_table.hpp"
 #include "serve/response.hpp"
@@ -35,6 +37,7 @@ enum class method {
 // and the fields; version and keep_alive are HTTP/1.1's, for its protocol code.
 struct request {
   method verb = method::get;
+  std::string_view method_token;  // the method as sent (for the access log)
   std::string_view target;
   unsigned version = 11;   // 10 or 11 (a later 1.x is answered as 11)
   bool keep_alive = true;  // as the request asked (version and Connection)
@@ -49,6 +52,9 @@ struct request {
   std::string_view range;
   bool has_if_range = false;
   std::string_view if_range;
+  // For the access log only (the first of each; HTTP/2 keeps them only while it logs).
+  std::string_view referer;
+  std::string_view user_agent;
 };
 
 // Whether an answer carries its body: a HEAD request gets the header only.
@@ -59,6 +65,10 @@ struct response_info {
   archive::encoding coding = archive::encoding::identity;
   std::uint64_t body_bytes = 0;
   bool corrupt = false;  // a corrupt archive record was met (500): worth a log line
+  // The site that answered, for the counters and the access log: its place in site_set::hosts,
+  // or -1 for the default one (and for an answer no site gave); its generation, 0 for none.
+  int host = -1;
+  std::uint64_t generation = 0;
 };
 
 // How the answers of one listener look, besides the archive's own header blocks.
@@ -70,13 +80,16 @@ struct answer_settings {
   unsigned https_port = 0;
 };
 
+// The room a handler keeps for the Location or path a `_redirects` pattern rule makes: more than
+// a redirect may copy (max_copied_value), so that a longer one is refused without allocating.
+inline constexpr std::size_t max_rule_target = 2 * max_copied_value;
+
 class handler {
  public:
   // Answers from `s` alone, whatever the host (tests, fuzzing). `s` must outlive the handler.
   handler(const site& s, const answer_settings& settings);
-  // Answers from the sites of `sites`, chosen by the request's host.
-  handler(const site_set& sites, const answer_settings& settings) noexcept
-      : sites_(&sites), settings_(settings) {}
+  // Answers from the sites of `sites`, chosen by the request's host. Throws std::bad_alloc.
+  handler(const site_set& sites, const answer_settings& settings);
 
   // Answers from `sites` from now on (a reload); they must outlive their use.
   void use(const site_set& sites) noexcept { sites_ = &sites; }
@@ -101,6 +114,10 @@ class handler {
   const site* answering_ = nullptr;
   answer_settings settings_;
   std::array<char, 8192> path_{};
+  // A pattern rule's match, its target's room kept from one request to the next (no allocation
+  // unless a Location grows past it), and the normalized path of a rewrite's target.
+  archive::redirect_match match_;
+  std::array<char, 8192> rewrite_path_{};
 };
 
 }  // namespace kawipiko::serve

@@ -35,14 +35,18 @@ std::string_view normalized_host(std::string_view host, std::array<char, 256>& r
   return {room.data(), host.size()};
 }
 
-const site* site_set::find(std::string_view name) const noexcept {
-  const site_set::host* best = nullptr;
-  for (const auto& h : hosts) {
+int site_set::find_host(std::string_view name) const noexcept {
+  int best = -1;
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    const auto& h = hosts[i];
     if (!http::matches(h.pattern, name)) continue;
-    if (!h.pattern.wildcard) return h.answers.get();
-    if (best == nullptr || h.pattern.name.size() > best->pattern.name.size()) best = &h;
+    if (!h.pattern.wildcard) return static_cast<int>(i);
+    if (best < 0 ||
+        h.pattern.name.size() > hosts[static_cast<std::size_t>(best)].pattern.name.size()) {
+      best = static_cast<int>(i);
+    }
   }
-  return best != nullptr ? best->answers.get() : fallback.get();
+  return best;
 }
 
 bool site_set::overdue(std::chrono::steady_clock::time_point now) const noexcept {

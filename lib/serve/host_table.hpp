@@ -40,7 +40,15 @@ struct site_set {
 
   // The site for `name` (normalized): an exact name first, then the wildcard with the longest
   // name, then the default; null when none (421). Of two equal names, a --host one wins.
-  [[nodiscard]] const site* find(std::string_view name) const noexcept;
+  [[nodiscard]] const site* find(std::string_view name) const noexcept {
+    return at(find_host(name));
+  }
+  // The same choice as a place: the index in `hosts`, or -1 for the default.
+  [[nodiscard]] int find_host(std::string_view name) const noexcept;
+  // The site at that place; null for -1 without a default.
+  [[nodiscard]] const site* at(int place) const noexcept {
+    return place < 0 ? fallback.get() : hosts[static_cast<std::size_t>(place)].answers.get();
+  }
   // Whether one of its sites must no longer be sent from (site::release_by).
   [[nodiscard]] bool overdue(std::chrono::steady_clock::time_point now) const noexcept;
 };

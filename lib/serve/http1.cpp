@@ -116,8 +116,7 @@ http1_protocol::next http1_protocol::on_input(std::string_view input, bool peer_
 std::size_t http1_protocol::answer_one(std::string_view input, std::string_view date,
                                        protocol_context& ctx, output& out) {
   const auto& limits = ctx.opts.limits;
-  const bool debug = ctx.opts.debug;
-  const auto started = debug ? log_clock::now() : log_clock::time_point{};
+  const auto started = wants_start_time(ctx) ? log_clock::now() : log_clock::time_point{};
   request req;
   const auto parsed = parse_request(input, limits.header_bytes, req);
   if (parsed.status == parse_status::need_more) return 0;
@@ -145,8 +144,10 @@ std::size_t http1_protocol::answer_one(std::string_view input, std::string_view 
     used = input.size();
   }
   if (closes) closing_ = true;
-  log_answer("HTTP/1.1", parsed.status == parse_status::complete ? &req : nullptr, info, started,
-             debug);
+  const bool complete = parsed.status == parse_status::complete;
+  const auto protocol =
+      complete && req.version == 10 ? wire_protocol::http10 : wire_protocol::http11;
+  log_answer(ctx, protocol, complete ? &req : nullptr, info, started);
   return used;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <functional>
 #include <list>
 #include <new>
 #include <string>
@@ -66,7 +67,7 @@ struct http2_protocol::stream {
     bool seen = false;
   };
   field_text method, path, authority, host, accept_encoding, if_match, if_none_match, range,
-      if_range;
+      if_range, referer, user_agent;
   unsigned ranges = 0;
   std::size_t header_bytes = 0;  // as SETTINGS_MAX_HEADER_LIST_SIZE counts them (RFC 9113 §6.5.2)
   bool too_large = false;
@@ -89,7 +90,7 @@ struct http2_protocol::stream {
     started = {};
     request_text.clear();
     method = path = authority = host = accept_encoding = if_match = if_none_match = range =
-        if_range = field_text{};
+        if_range = referer = user_agent = field_text{};
     ranges = 0;
     header_bytes = 0;
     too_large = false;
@@ -132,8 +133,13 @@ class stream_writer final : public response_writer {
   void lines(std::string_view block) noexcept override {
     const auto& fixed = constants();
     std::span<const header_line> found;
-    if (block.data() == constant_lines::security.data()) {
+    const auto security = constant_lines::security;
+    const std::less<const char*> before;
+    if (block.data() == security.data() && block.size() == security.size()) {
       found = fixed.security;
+    } else if (!before(block.data(), security.data()) &&
+               before(block.data(), security.data() + security.size())) {
+      found = fixed.lists.find(block);  // some of its lines (an entry has its own of the others)
     } else if (block.data() == constant_lines::hsts.data()) {
       found = fixed.hsts;
     } else {
@@ -189,6 +195,7 @@ class stream_writer final : public response_writer {
 request request_of(const stream& s) noexcept {
   request req;
   req.verb = method_named(s.view(s.method));
+  req.method_token = s.view(s.method);
   req.target = s.view(s.path);
   req.host = s.authority.seen ? s.view(s.authority) : s.view(s.host);
   req.has_accept_encoding = s.accept_encoding.seen;
@@ -201,11 +208,14 @@ request request_of(const stream& s) noexcept {
   req.range = s.view(s.range);
   req.has_if_range = s.if_range.seen;
   req.if_range = s.view(s.if_range);
+  req.referer = s.view(s.referer);
+  req.user_agent = s.view(s.user_agent);
   return req;
 }
 
-// Where a request field goes in the stream, or null for the fields the handler does not read.
-stream::field_text* slot_of(stream& s, std::string_view name) noexcept {
+// Where a request field goes in the stream, or null for the fields the handler does not read
+// (and, unless `logged`, for those only the access log reads).
+stream::field_text* slot_of(stream& s, std::string_view name, bool logged) noexcept {
   if (name == ":method") return &s.method;
   if (name == ":path") return &s.path;
   if (name == ":authority") return &s.authority;
@@ -215,6 +225,9 @@ stream::field_text* slot_of(stream& s, std::string_view name) noexcept {
   if (name == "if-none-match") return &s.if_none_match;
   if (name == "range") return &s.range;
   if (name == "if-range") return &s.if_range;
+  if (!logged) return nullptr;
+  if (name == "referer") return &s.referer;
+  if (name == "user-agent") return &s.user_agent;
   return nullptr;
 }
 
@@ -296,7 +309,7 @@ struct http2_protocol::callbacks {
     auto& self = protocol_of(user_data);
     auto& s = self.open_stream();
     s.id = frame->hd.stream_id;
-    if (self.ctx_->opts.debug) s.started = log_clock::now();
+    if (wants_start_time(*self.ctx_)) s.started = log_clock::now();
     nghttp2_session_set_stream_user_data(session, s.id, &s);
     return 0;
   }
@@ -306,12 +319,14 @@ struct http2_protocol::callbacks {
                        std::size_t value_size, std::uint8_t, void* user_data) {
     auto* s = stream_of(session, frame);
     if (s == nullptr) return 0;
+    const auto& ctx = *protocol_of(user_data).ctx_;
     s->header_bytes += name_size + value_size + 32;
-    if (s->header_bytes > protocol_of(user_data).ctx_->opts.limits.header_bytes) {
+    if (s->header_bytes > ctx.opts.limits.header_bytes) {
       s->too_large = true;  // answered with 431 once the block ends; nothing more is kept
     }
     if (s->too_large) return 0;
-    auto* slot = slot_of(*s, {reinterpret_cast<const char*>(name), name_size});
+    const bool logged = ctx.records != nullptr && ctx.records->access != nullptr;
+    auto* slot = slot_of(*s, {reinterpret_cast<const char*>(name), name_size}, logged);
     if (slot == nullptr) return 0;
     if (slot == &s->range) ++s->ranges;
     if (slot->seen) return 0;  // the first one, as over HTTP/1.1
@@ -531,7 +546,8 @@ void http2_protocol::answer(stream& s, bool has_body) {
   body.read_callback = callbacks::on_read_body;
   (void)nghttp2_submit_response(session_.get(), s.id, list.data(), list.size(),
                                 s.body_left > 0 ? &body : nullptr);
-  log_answer("HTTP/2", s.too_large || has_body ? nullptr : &req, info, s.started, ctx_->opts.debug);
+  log_answer(*ctx_, wire_protocol::http2, s.too_large || has_body ? nullptr : &req, info,
+             s.started);
 }
 
 }  // namespace kawipiko::serve

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,18 @@ struct tls_settings {
   bool https_redirect = false;  // --https-redirect: the plain listener answers 308 to https
 };
 
+// What each serving process gives up once it listens and has its archives and certificates open
+// (serve/confinement.hpp), and the memory it may use. Checked by serve::validate.
+struct confinement {
+  std::string user;      // --user: the account to run as from then on; empty: stay as started
+  std::string group;     // --group: instead of the user's primary group (needs --user)
+  bool sandbox = false;  // --sandbox, --seccomp-enable: Landlock and a seccomp allow-list
+  std::optional<std::size_t> memory_mib;  // --limit-memory: RLIMIT_AS and RLIMIT_DATA, in MiB
+};
+
+// The access log's line format (access_log.hpp): Apache's and nginx's "combined", or JSON.
+enum class access_log_format { combined, json };
+
 // --host <name>=<archive>: a virtual host (host_table.hpp says how names match).
 struct virtual_host {
   std::string name;     // "example.com" or "*.example.com"
@@ -70,10 +83,15 @@ struct options {
   bool debug = false;  // one log line per request
   bool quiet = false;  // no start-up line
   bool security_headers = true;
-  bool http1 = true;  // --http1-disable: HTTP/2 only (ALPN h2; the plain listener h2c only)
-  bool http2 = true;  // --http2-disable: HTTP/1.1 only (ALPN http/1.1; no h2c)
+  bool http1 = true;       // --http1-disable: HTTP/2 only (ALPN h2; the plain listener h2c only)
+  bool http2 = true;       // --http2-disable: HTTP/1.1 only (ALPN http/1.1; no h2c)
+  std::string access_log;  // --access-log: a file to append to, "-" for stdout; empty: none
+  access_log_format log_format = access_log_format::combined;
+  std::string
+      metrics_bind;  // --metrics-bind "<ip>:<port>": /metrics, /healthz, /readyz; empty: none
   struct limits limits;
   tls_settings tls;
+  confinement confine;
   // Socket activation: when not empty, these are the listeners, and --bind and --bind-tls are
   // not bound (serve::validate says what they need).
   std::vector<passed_listener> passed;

@@ -51,9 +51,10 @@ class header_parser final : public bhttp::basic_parser<true> {
     ec = bhttp::error::bad_value;  // any error: the reason is in `refused`
   }
 
-  void on_request_impl(bhttp::verb verb, beast::string_view, beast::string_view target, int version,
-                       beast::error_code& ec) override {
+  void on_request_impl(bhttp::verb verb, beast::string_view name, beast::string_view target,
+                       int version, beast::error_code& ec) override {
     req_.verb = method_of(verb);
+    req_.method_token = {name.data(), name.size()};
     req_.target = {target.data(), target.size()};
     if (version != 10 && version != 11) return stop(refusal::bad_request, ec);
     req_.version = static_cast<unsigned>(version);
@@ -110,6 +111,12 @@ class header_parser final : public bhttp::basic_parser<true> {
       case bhttp::field::if_range:
         req_.has_if_range = true;
         req_.if_range = text;
+        break;
+      case bhttp::field::referer:
+        if (req_.referer.data() == nullptr) req_.referer = text;
+        break;
+      case bhttp::field::user_agent:
+        if (req_.user_agent.data() == nullptr) req_.user_agent = text;
         break;
       default:
         break;
@@ -201,6 +208,7 @@ std::size_t put_as_http11(header_parser& parser, const request_line& line, std::
   (void)parser.put(boost::asio::const_buffer(stand_in.data(), stand_in.size()), ec);
   if (ec != bhttp::error::need_more) return 0;  // cannot happen: the line is valid and alone
   req.verb = method_named(line.method);
+  req.method_token = line.method;
   req.target = line.target;
   const auto fields = input.substr(line.size);
   ec = {};

@@ -9,6 +9,8 @@
 
 namespace kawipiko::serve {
 
+struct answer_records;
+
 // What a worker lends the protocol of each of its connections.
 struct protocol_context {
   handler& answers;
@@ -17,6 +19,9 @@ struct protocol_context {
   // The generation `answers` answers from now, for what keeps bytes of it past the batch (HTTP/2
   // streams); null where nothing reloads (tests, fuzzing).
   site_hold* live = nullptr;
+  // What answers leave besides themselves (request_log.hpp: access log, counters); null when
+  // neither is on.
+  answer_records* records = nullptr;
   // The certificate of the TLS connection whose input is being answered, for the handler's 421;
   // null on a plain listener. The context is its listener's, lent to one connection at a time:
   // a TLS connection sets this before each batch.

@@ -29,6 +29,17 @@ inline constexpr char security_text[] =
 inline constexpr char hsts_text[] = "Strict-Transport-Security: max-age=31536000\r\n";
 inline constexpr std::string_view security{security_text, sizeof security_text - 1};
 inline constexpr std::string_view hsts{hsts_text, sizeof hsts_text - 1};
+
+// Line `n` of `text` (CRLF included): for an answer that sends the security lines one by one.
+[[nodiscard]] constexpr std::string_view line_of(std::string_view text, std::size_t n) noexcept {
+  for (; n > 0; --n) text.remove_prefix(text.find("\r\n") + 2);
+  return text.substr(0, text.find("\r\n") + 2);
+}
+// The lines of `security`, in its order; views into it (HTTP/2's writer finds them there).
+inline constexpr std::string_view security_lines[] = {line_of(security, 0), line_of(security, 1),
+                                                      line_of(security, 2)};
+static_assert(security_lines[2].data() + security_lines[2].size() ==
+              security.data() + security.size());
 }  // namespace constant_lines
 
 // The reason phrase of a status the server sends ("Not Found"); "Internal Server Error" for any

@@ -32,8 +32,12 @@
 #include "base/error.hpp"
 #include "base/mapped_file.hpp"
 #include "base/unique_fd.hpp"
+#include "serve/access_log.hpp"
 #include "serve/archive_watch.hpp"
+#include "serve/confinement.hpp"
 #include "serve/host_table.hpp"
+#include "serve/metrics.hpp"
+#include "serve/metrics_endpoint.hpp"
 #include "serve/site.hpp"
 #include "serve/site_source.hpp"
 #include "serve/systemd.hpp"
@@ -86,15 +90,19 @@ std::size_t descriptor_budget(rlim_t limit) {
   return total > open + spare ? total - open - spare : 1;
 }
 
-// SIGINT and SIGTERM stop the server, SIGHUP reloads the TLS certificates and the archive, SIGIO
-// says that a writer waits on the archive's read lease (base/mapped_file.hpp).
+// SIGINT and SIGTERM stop the server, SIGHUP reloads the TLS certificates and the archive, the
+// lease signal says that a writer waits on the archive's read lease (base/mapped_file.hpp), and
+// SIGIO that one does but the kernel's queue of real-time signals was full (it then sends SIGIO,
+// naming no lease), SIGUSR1 reopens the access log.
 sigset_t serve_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, base::lease_signal());
   sigaddset(&set, SIGIO);
+  sigaddset(&set, SIGUSR1);
   return set;
 }
 
@@ -116,6 +124,14 @@ std::string describe(const tcp::endpoint& endpoint) {
   return where;
 }
 
+// Where a site's bytes are: "mmap", "in memory", or why a mapping could not be had.
+std::string storage_of(const site_archive& s, const options& opts) {
+  if (opts.in_memory || opts.index_content) return "in memory";
+  if (s.lease_fd() >= 0) return "mmap";
+  // A mapping that could not be guarded would die of a truncation: a private copy it is.
+  return "in memory: no read lease on the file (" + s.lease_refused() + ")";
+}
+
 // The subject of the start-up line: "'site.cdb' (1.2 MB, 10 paths, 2 redirects, mmap) with
 // 1 process x 2 threads".
 std::string describe_archive(const site_archive& s, const options& opts) {
@@ -125,15 +141,8 @@ std::string describe_archive(const site_archive& s, const options& opts) {
   std::snprintf(size, sizeof size, "%.1f MB", static_cast<double>(s.size()) / 1e6);
   what += size;
   what += ", " + std::string(reader.meta_value("paths")) + " paths, " +
-          std::string(reader.meta_value("redirects")) + " redirects, build " + s.build_id() + ", ";
-  if (opts.in_memory || opts.index_content) {
-    what += "in memory";
-  } else if (s.lease_fd() >= 0) {
-    what += "mmap";
-  } else {
-    // A mapping that could not be guarded would die of a truncation: a private copy it is.
-    what += "in memory: no read lease on the file (" + s.lease_refused() + ")";
-  }
+          std::string(reader.meta_value("redirects")) + " redirects, build " + s.build_id() + ", " +
+          storage_of(s, opts);
   if (s.indexed() > 0) what += ", " + std::to_string(s.indexed()) + " indexed";
   return what + ")";
 }
@@ -185,6 +194,13 @@ std::string describe_sites(const site_set& sites, const options& opts) {
 // any worker binds (hold_ephemeral_port).
 using listen_plan = std::vector<listener_spec>;
 
+// What the operations side lends the serving processes; each may be off.
+struct operations {
+  access_log_writer* access_log = nullptr;  // opened before any fork: every process appends to it
+  metrics_store* metrics = nullptr;         // mapped before any fork: every process counts in it
+  metrics_endpoint* endpoint = nullptr;     // in the process that answers the scrapes
+};
+
 // "'a.pem' for a.test, www.a.test; SHA-256 AA:…": what a log line says of a certificate.
 std::string describe_certificate(const tls_context::certificate_info& info) {
   std::string names;
@@ -204,9 +220,15 @@ std::string describe_listeners(const listen_plan& plan) {
 
 // The start-up line, printed once a client may connect.
 void announce(const options& opts, const std::string& what, const listen_plan& plan,
-              const tls_context* tls) {
+              const tls_context* tls, const operations& ops) {
   if (opts.quiet) return;
-  std::printf("kawipiko serve: serving %s on %s\n", what.c_str(), describe_listeners(plan).c_str());
+  auto where = describe_listeners(plan);
+  if (ops.endpoint != nullptr) {
+    // No scheme: a reader of the line takes its first http:// for the plain listener.
+    where += " (metrics on " +
+             describe({parse_bind(opts.metrics_bind).address(), ops.endpoint->port()}) + ")";
+  }
+  std::printf("kawipiko serve: serving %s on %s\n", what.c_str(), where.c_str());
   if (tls != nullptr && tls->is_self_signed()) {
     std::printf(
         "kawipiko serve: TLS certificate: self-signed for localhost, 127.0.0.1 and ::1, made at "
@@ -226,14 +248,19 @@ void announce(const options& opts, const std::string& what, const listen_plan& p
 
 using workers_list = std::vector<std::unique_ptr<worker>>;
 
-// One worker per thread, each with its own listening sockets.
+// One worker per thread, each with its own listening sockets; `process`: this process's place
+// among the server's (for the counters).
 workers_list start_workers(site_source& source, const options& opts, const listen_plan& plan,
-                           std::atomic<std::size_t>& connections, const tls_context* tls) {
+                           std::atomic<std::size_t>& connections, const tls_context* tls,
+                           const operations& ops, unsigned process) {
   tls_context_source tls_source;
   if (tls != nullptr) tls_source = [tls] { return tls->current(); };
   workers_list workers;
   for (unsigned i = 0; i < opts.threads; ++i) {
-    workers.push_back(std::make_unique<worker>(source, opts, plan, connections, tls_source));
+    worker_recording recording{ops.access_log, std::nullopt};
+    if (ops.metrics != nullptr) recording.counters = ops.metrics->thread(process, i);
+    workers.push_back(
+        std::make_unique<worker>(source, opts, plan, connections, tls_source, recording));
   }
   return workers;
 }
@@ -316,16 +343,18 @@ options options_for(const options& opts, const std::string& path, bool in_memory
 
 // Opens and validates the archive of slot `from`: the sites it brings. Throws as site does,
 // naming the file.
-site_set open_slot(const options& opts, int from, bool in_memory = false) {
+site_set open_slot(const options& opts, int from, std::uint64_t generation = 1,
+                   bool in_memory = false) {
   if (from < 0) {
-    return sites_of(
-        std::make_shared<const site_archive>(options_for(opts, opts.archive, in_memory)), from);
+    return sites_of(std::make_shared<const site_archive>(options_for(opts, opts.archive, in_memory),
+                                                         generation),
+                    from);
   }
   const auto& h = opts.hosts.at(static_cast<std::size_t>(from));
   site_set part;
-  part.hosts.push_back({parse_host_option(h.name),
-                        std::make_shared<const site>(options_for(opts, h.archive, in_memory)),
-                        from});
+  part.hosts.push_back(
+      {parse_host_option(h.name),
+       std::make_shared<const site>(options_for(opts, h.archive, in_memory), generation), from});
   return part;
 }
 
@@ -357,30 +386,33 @@ std::shared_ptr<const site_set> open_sites(const options& opts) {
 
 // Opens the slot's archive anew and, once it is whole and valid, makes the sites it brings the
 // live generation of that slot; one log line either way. Off the serving threads: they go on
-// answering from the current generation meanwhile.
-void reload_archive(site_source& source, const options& opts, archive_slot& slot) {
+// answering from the current generation meanwhile. False when the new file was refused.
+bool reload_archive(site_source& source, const options& opts, archive_slot& slot) {
   const auto started = std::chrono::steady_clock::now();
   try {
-    site_set next = open_slot(opts, slot.from);
+    site_set next = open_slot(opts, slot.from, slot.generation + 1);
     const auto& archive = archive_from(next, slot.from);
     const auto build = archive.build_id();
     const auto size = archive.size();
     const auto paths = std::string(archive.reader().meta_value("paths"));
     const auto hosts = hosts_brought(archive);
     const auto shown = hosts.empty() ? hosts : ", " + hosts;
+    const auto storage = storage_of(archive, opts);
     source.replace_from(slot.from, std::move(next));
     ++slot.generation;
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - started);
     std::fprintf(stderr,
                  "kawipiko serve: archive %s reloaded: generation %llu, %.1f MB, %s paths, "
-                 "build %s, %lld ms%s\n",
+                 "build %s, %s, %lld ms%s\n",
                  base::quote(slot.path).c_str(), static_cast<unsigned long long>(slot.generation),
-                 static_cast<double>(size) / 1e6, paths.c_str(), build.c_str(),
+                 static_cast<double>(size) / 1e6, paths.c_str(), build.c_str(), storage.c_str(),
                  static_cast<long long>(took.count()), shown.c_str());
+    return true;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kawipiko serve: warning: %s; generation %llu goes on being served\n",
                  e.what(), static_cast<unsigned long long>(slot.generation));
+    return false;
   }
 }
 
@@ -416,7 +448,7 @@ void move_to_memory(site_source& source, const options& opts, std::vector<archiv
   }
   if (leased == nullptr) return;
   try {
-    source.replace_from(leased->from, open_slot(opts, leased->from, true));
+    source.replace_from(leased->from, open_slot(opts, leased->from, leased->generation + 1, true));
     ++leased->generation;
     std::fprintf(stderr,
                  "kawipiko serve: archive %s is being written in place: generation %llu is a copy "
@@ -431,14 +463,22 @@ void move_to_memory(site_source& source, const options& opts, std::vector<archiv
 
 // The main thread of a serving process: waits for the blocked signals and, unless
 // --watch-disable, for a new archive under each archive's name. SIGHUP reloads the certificates
-// and every archive, a new archive reloads it, SIGIO moves a leased one to memory; run() returns
-// on SIGINT or SIGTERM. Made before the process says it listens, so that no change after that
-// goes unseen. `events` hear of a SIGHUP's reloads and of SIGINT/SIGTERM.
+// and every archive, a new archive reloads it, a lease break moves a leased one to memory, SIGUSR1
+// reopens the access log; run() returns on SIGINT or SIGTERM. Made before the process says it
+// listens, so that no change after that goes unseen. `events` hear of a SIGHUP's reloads and of
+// SIGINT/SIGTERM. It keeps the archives' state in the counters (when on).
 class main_loop {
  public:
   main_loop(site_source& source, const options& opts, tls_context* tls,
-            const process_events& events)
-      : source_(source), opts_(opts), tls_(tls), events_(events), slots_(archive_slots(opts)) {
+            const process_events& events, access_log_writer* log,
+            std::optional<process_counters> counters)
+      : source_(source),
+        opts_(opts),
+        tls_(tls),
+        events_(events),
+        log_(log),
+        counters_(counters),
+        slots_(archive_slots(opts)) {
     const sigset_t set = serve_signals();
     signals_.reset(::signalfd(-1, &set, SFD_CLOEXEC));
     if (!signals_) base::throw_errno(errno, "cannot make a signalfd for", opts.archive);
@@ -448,6 +488,7 @@ class main_loop {
       if (opts.watch) watches_[i].emplace(slots_[i].path);
       waits_.push_back({watches_[i] ? watches_[i]->fd() : -1, POLLIN, 0});
     }
+    publish();
   }
 
   void run() {
@@ -457,17 +498,31 @@ class main_loop {
         base::throw_errno(errno, "cannot wait for signals of", opts_.archive);
       }
       for (std::size_t i = 0; i < slots_.size(); ++i) {
-        if ((waits_[i + 1].revents & POLLIN) != 0 && watches_[i]->changed()) {
-          reload_archive(source_, opts_, slots_[i]);
-        }
+        if ((waits_[i + 1].revents & POLLIN) != 0 && watches_[i]->changed()) reload(i);
       }
       if ((waits_[0].revents & POLLIN) == 0) continue;
       signalfd_siginfo info;
       if (::read(signals_.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) {
         continue;
       }
-      if (info.ssi_signo == SIGIO) {
+      if (static_cast<int>(info.ssi_signo) == base::lease_signal()) {
         move_to_memory(source_, opts_, slots_, info.ssi_fd);
+        publish();
+        continue;
+      }
+      if (info.ssi_signo == SIGIO) {
+        // A lease broke while the queue of real-time signals was full: which one is not said,
+        // so every live mapped archive goes to memory (a copy each; the rename deploys after
+        // map again).
+        for (const auto& slot : slots_) {
+          const int fd = archive_from(*source_.current(), slot.from).lease_fd();
+          move_to_memory(source_, opts_, slots_, fd);
+        }
+        publish();
+        continue;
+      }
+      if (info.ssi_signo == SIGUSR1) {
+        if (log_ != nullptr) log_->reopen();
         continue;
       }
       if (info.ssi_signo != SIGHUP) return events_.stopping();
@@ -478,12 +533,33 @@ class main_loop {
   [[nodiscard]] std::string generations() const { return describe_generations(slots_, opts_); }
 
  private:
+  void reload(std::size_t i) {
+    const bool done = reload_archive(source_, opts_, slots_[i]);
+    if (!counters_) return;
+    if (done) {
+      counters_->reload_done(i);
+    } else {
+      counters_->reload_refused(i);
+    }
+    publish();
+  }
+
+  // The live generation of every archive, into the counters.
+  void publish() {
+    if (!counters_) return;
+    const auto live = source_.current();
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      const auto& archive = archive_from(*live, slots_[i].from);
+      counters_->archive_state(i, archive.generation(), archive.size(), archive.build_id());
+    }
+  }
+
   // SIGHUP: the certificates and every archive, changed or not, between reloading() and
   // reloaded(). (The workers take the new generation at their next sweep.)
   void reload_all() {
     events_.reloading();
     reload_certificates(tls_);
-    for (auto& slot : slots_) reload_archive(source_, opts_, slot);
+    for (std::size_t i = 0; i < slots_.size(); ++i) reload(i);
     events_.reloaded(generations());
   }
 
@@ -491,41 +567,55 @@ class main_loop {
   const options& opts_;
   tls_context* tls_;
   const process_events& events_;
+  access_log_writer* log_;
+  std::optional<process_counters> counters_;
   std::vector<archive_slot> slots_;
   base::unique_fd signals_;
   std::vector<std::optional<archive_watch>> watches_;
   std::vector<pollfd> waits_;
 };
 
-// Runs the workers of one process until SIGINT/SIGTERM; the signals must be blocked already.
+// Runs the workers of one process (`process` among the server's) until SIGINT/SIGTERM; the
+// signals must be blocked already. The access log's last lines are written before it returns.
 int serve_process(site_source& source, const options& opts, const listen_plan& plan,
-                  tls_context* tls, const process_events& events) {
+                  tls_context* tls, const process_events& events, const operations& ops,
+                  unsigned process) {
+  std::optional<process_counters> counters;
+  if (ops.metrics != nullptr) counters = ops.metrics->process(process);
   std::atomic<std::size_t> connections{0};
-  const workers_list workers = start_workers(source, opts, plan, connections, tls);
+  const workers_list workers = start_workers(source, opts, plan, connections, tls, ops, process);
   cap_connections(workers, opts);
-  main_loop waiting(source, opts, tls, events);
+  main_loop waiting(source, opts, tls, events, ops.access_log, counters);
+  confine(opts);  // bound, open, and no thread yet but this one: --user, --sandbox
+  // Started after confine(), so that Landlock holds for it too (it covers the threads started
+  // after it; seccomp, synchronized, would cover them all).
+  if (ops.access_log != nullptr) ops.access_log->start(counters);
   events.listening(waiting.generations());
   std::vector<std::thread> threads;
   for (const auto& w : workers) threads.emplace_back([&w] { w->run(); });
   waiting.run();
+  if (ops.endpoint != nullptr) ops.endpoint->set_state(serving_state::draining);
   for (const auto& w : workers) w->stop();
   for (auto& t : threads) t.join();
+  if (ops.access_log != nullptr) ops.access_log->stop();
   return 0;
 }
 
-// The supervisor of several processes: forwards SIGINT/SIGTERM and SIGHUP, reports a worker
-// process that died and starts it again, and gives up (exit 1) when one keeps dying. It alone
-// speaks to the service manager (worker processes report to it on a pipe), so that READY=1
-// after a SIGHUP means that every process has reloaded.
+// The supervisor of several processes: forwards SIGINT/SIGTERM, SIGHUP and SIGUSR1, reports a
+// worker process that died and starts it again, and gives up (exit 1) when one keeps dying. It
+// alone speaks to the service manager (worker processes report to it on a pipe), so that READY=1
+// after a SIGHUP means that every process has reloaded. It answers the scrapes (ops.endpoint),
+// summing the processes' counters.
 class supervisor {
  public:
   supervisor(site_source& source, const options& opts, const listen_plan& plan, tls_context* tls,
-             const service_notifier& notifier)
+             const service_notifier& notifier, const operations& ops)
       : source_(source),
         opts_(opts),
         plan_(plan),
         tls_(tls),
         notifier_(notifier),
+        ops_(ops),
         children_(opts.processes, -1),
         deaths_(opts.processes) {}
 
@@ -537,7 +627,8 @@ class supervisor {
     // Each worker process opened its own (with its own lease, whose breaks it is told of); this
     // one, kept, would hold back every writer of the file until its lease timed out.
     source_.replace(nullptr);
-    announce(opts_, what, plan_, tls_);
+    if (ops_.endpoint != nullptr) ops_.endpoint->set_state(serving_state::ready);
+    announce(opts_, what, plan_, tls_, ops_);
     warn_unsent(notifier_,
                 notifier_.ready(status(describe_generations(archive_slots(opts_), opts_))));
     // Signals stay blocked here too: a signalfd takes them; the tick reaps exited children.
@@ -565,7 +656,11 @@ class supervisor {
       const auto signal = static_cast<int>(info.ssi_signo);
       if (signal == SIGHUP) {
         begin_reload();  // each process has its own certificates and archive
-      } else if (signal == SIGIO) {
+      } else if (signal == SIGUSR1) {
+        // Each process reopens its own; this one's is what a restarted one inherits.
+        if (ops_.access_log != nullptr) ops_.access_log->reopen();
+        signal_all(SIGUSR1);
+      } else if (signal == base::lease_signal() || signal == SIGIO) {
         // A lease of the archive opened at start, let go already: nothing to do.
       } else if (!stopping_) {
         warn_unsent(notifier_, notifier_.stopping());
@@ -682,7 +777,7 @@ class supervisor {
   void spawn(std::size_t slot) {
     const pid_t pid = ::fork();
     if (pid < 0) base::throw_errno(errno, "cannot fork worker process for", opts_.archive);
-    if (pid == 0) run_child();
+    if (pid == 0) run_child(slot);
     children_[slot] = pid;
     ++alive_;
   }
@@ -703,16 +798,20 @@ class supervisor {
     };
   }
 
-  [[noreturn]] void run_child() {
+  [[noreturn]] void run_child(std::size_t slot) {
     int code = 1;
     try {
       ready_read_.reset();
       reports_read_.reset();
       signals_.reset();
+      if (ops_.endpoint != nullptr) ops_.endpoint->close_inherited();  // the supervisor's
+      operations ops = ops_;
+      ops.endpoint = nullptr;
       // The archive anew: a lease of this process's own (the one inherited is the
       // supervisor's), and the build that is there now if this process was restarted.
       source_.replace(open_sites(opts_));
-      code = serve_process(source_, opts_, plan_, tls_, child_events());
+      code = serve_process(source_, opts_, plan_, tls_, child_events(), ops,
+                           static_cast<unsigned>(slot));
     } catch (const std::exception& e) {
       std::fprintf(stderr, "kawipiko serve: error: %s\n", e.what());
     }
@@ -721,6 +820,7 @@ class supervisor {
   }
   void stop_all(int signal) {
     stopping_ = true;
+    if (ops_.endpoint != nullptr) ops_.endpoint->set_state(serving_state::draining);
     signal_all(signal);
   }
 
@@ -738,7 +838,10 @@ class supervisor {
       if (child == children_.end()) continue;
       *child = -1;
       --alive_;
-      on_exit(static_cast<std::size_t>(child - children_.begin()), pid, status);
+      const auto slot = static_cast<std::size_t>(child - children_.begin());
+      // Its connections went with it.
+      if (ops_.metrics != nullptr) ops_.metrics->forget_connections(static_cast<unsigned>(slot));
+      on_exit(slot, pid, status);
       reloaded_by(pid, {});
     }
   }
@@ -778,6 +881,7 @@ class supervisor {
   const listen_plan& plan_;
   tls_context* tls_;
   const service_notifier& notifier_;
+  operations ops_;
   std::vector<pid_t> children_;  // by slot; -1 while none runs
   std::vector<std::vector<time_point>> deaths_;
   base::unique_fd ready_read_;
@@ -877,6 +981,18 @@ void validate_listeners(const options& opts) {
   }
   if (tls_endpoint.port() != 0 && parse_bind(opts.bind) == tls_endpoint) {
     throw base::invalid_option("--bind and --bind-tls must be different addresses");
+  }
+}
+
+// --metrics-bind: an address of its own.
+void validate_metrics(const options& opts) {
+  if (opts.metrics_bind.empty()) return;
+  const auto metrics = parse_bind(opts.metrics_bind, "--metrics-bind");
+  if (metrics.port() == 0) return;
+  for (const auto* other : {&opts.bind, &opts.tls.bind_tls}) {
+    if (!other->empty() && parse_bind(*other) == metrics) {
+      throw base::invalid_option("--metrics-bind must be an address of its own");
+    }
   }
 }
 
@@ -981,6 +1097,8 @@ void validate(const options& opts) {
   }
   validate_tls(opts.tls, has_tls_listener(opts), tls_listener_name(opts));
   validate_listeners(opts);
+  validate_metrics(opts);
+  validate_confinement(opts);
 }
 
 namespace {
@@ -1028,6 +1146,36 @@ std::vector<std::string> alpn_protocols(const options& opts) {
   return protocols;
 }
 
+// The access log, the counters and their listener, as the options ask: opened, mapped and bound
+// before any fork (a bad path or address is an error at start); the endpoint's thread is
+// started later, once the signals are blocked.
+struct operations_owner {
+  std::unique_ptr<access_log_writer> access_log;
+  std::unique_ptr<metrics_store> metrics;
+  std::unique_ptr<metrics_endpoint> endpoint;  // last: it stops before what it reads goes
+
+  [[nodiscard]] operations view() const noexcept {
+    return {access_log.get(), metrics.get(), endpoint.get()};
+  }
+};
+
+operations_owner open_operations(const options& opts) {
+  operations_owner owned;
+  if (!opts.access_log.empty()) {
+    owned.access_log = std::make_unique<access_log_writer>(opts.access_log, opts.log_format);
+  }
+  if (opts.metrics_bind.empty()) return owned;
+  std::vector<std::string> hosts, archives;
+  for (const auto& h : opts.hosts) hosts.push_back(h.name);
+  for (const auto& slot : archive_slots(opts)) archives.push_back(slot.path);
+  owned.metrics = std::make_unique<metrics_store>(opts.processes, opts.threads, std::move(hosts),
+                                                  std::move(archives));
+  owned.endpoint = std::make_unique<metrics_endpoint>(
+      parse_bind(opts.metrics_bind, "--metrics-bind"),
+      [metrics = owned.metrics.get()](std::string& out) { metrics->write(out); });
+  return owned;
+}
+
 // The TLS context of the plan's TLS listener, if it has one: --bind-tls, or under socket
 // activation a passed "https" socket, wherever --bind-tls says.
 std::unique_ptr<tls_context> make_server_tls(const options& opts, const listen_plan& plan) {
@@ -1038,14 +1186,16 @@ std::unique_ptr<tls_context> make_server_tls(const options& opts, const listen_p
 }
 
 // The one process speaks for itself: the start-up line and READY=1 once it listens.
+// With --metrics-bind, /readyz turns ready before the line: whoever reads it may ask at once.
 process_events one_process_events(const service_notifier& notifier, const options& opts,
                                   const std::string& what, const listen_plan& plan,
-                                  const tls_context* tls) {
+                                  const tls_context* tls, const operations& ops) {
   const std::string on = " on " + describe_listeners(plan);
   return {
       .listening =
-          [&notifier, &opts, &what, &plan, tls, on](const std::string& generations) {
-            announce(opts, what, plan, tls);
+          [&notifier, &opts, &what, &plan, tls, &ops, on](const std::string& generations) {
+            if (ops.endpoint != nullptr) ops.endpoint->set_state(serving_state::ready);
+            announce(opts, what, plan, tls, ops);
             warn_unsent(notifier, notifier.ready("serving " + generations + on));
           },
       .reloading = [&notifier] { warn_unsent(notifier, notifier.reloading()); },
@@ -1062,20 +1212,24 @@ process_events one_process_events(const service_notifier& notifier, const option
 int run(const options& opts) {
   validate(opts);
   adopt_passed_listeners(opts.passed);
+  prepare_confinement(opts);  // before anything is opened: --user can be, --limit-memory
   raise_descriptor_limit();
   std::vector<base::unique_fd> holders;
   const listen_plan plan = plan_listeners(opts, holders);
   // Made before any fork, so that every process shares its session-ticket keys.
   const auto tls = make_server_tls(opts, plan);
+  const auto owned = open_operations(opts);
+  const operations ops = owned.view();
   site_source source(open_sites(opts));
   const std::string what = describe_sites(*source.current(), opts);
   block_serve_signals();
+  if (ops.endpoint != nullptr) ops.endpoint->start();
   const auto notifier = service_notifier::from_environment();
   if (opts.processes == 1) {
     return serve_process(source, opts, plan, tls.get(),
-                         one_process_events(notifier, opts, what, plan, tls.get()));
+                         one_process_events(notifier, opts, what, plan, tls.get(), ops), ops, 0);
   }
-  return supervisor(source, opts, plan, tls.get(), notifier).run(what);
+  return supervisor(source, opts, plan, tls.get(), notifier, ops).run(what);
 }
 
 }  // namespace kawipiko::serve

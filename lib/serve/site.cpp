@@ -37,9 +37,30 @@ archive::reader open_reader(const base::mapped_file& file) {
   }
 }
 
+// Whether `key` holds a site's rules ("rules:<host>", "forced-rules:<host>").
+bool is_rules_key(std::string_view key) noexcept {
+  return key.starts_with(archive::schema::rules_prefix) ||
+         key.starts_with(archive::schema::forced_rules_prefix);
+}
+
+// The matcher of the blob under `key`, if there is one; a corrupt blob refuses the archive.
+std::optional<archive::redirect_matcher> matcher_at(const archive::reader& reader,
+                                                    const std::string& path,
+                                                    const std::string& key) {
+  std::error_code error;
+  const auto blob = reader.database().find(key, error);
+  if (error) base::throw_error("cannot read", path, error.message());
+  if (!blob) return std::nullopt;
+  try {
+    return archive::redirect_matcher(std::as_bytes(std::span(blob->data(), blob->size())));
+  } catch (const std::exception& e) {
+    base::throw_error("cannot serve", path, e.what());
+  }
+}
+
 // The archive of a site that is all of it: one without host folders.
-std::shared_ptr<const site_archive> whole_archive(const options& opts) {
-  auto archive = std::make_shared<const site_archive>(opts);
+std::shared_ptr<const site_archive> whole_archive(const options& opts, std::uint64_t generation) {
+  auto archive = std::make_shared<const site_archive>(opts, generation);
   if (archive->reader().has_host_folders()) {
     throw std::runtime_error(base::quote(opts.archive) +
                              " has host folders; give it with --archive");
@@ -49,8 +70,8 @@ std::shared_ptr<const site_archive> whole_archive(const options& opts) {
 
 }  // namespace
 
-site_archive::site_archive(const options& opts)
-    : file_(open_file(opts)), reader_(open_reader(file_)) {
+site_archive::site_archive(const options& opts, std::uint64_t generation)
+    : file_(open_file(opts)), reader_(open_reader(file_)), generation_(generation) {
   // Every entry is decoded and its header blocks checked once, now: the hot path then sends
   // blocks as they are (and HTTP/2 the lines split here). A malformed one is remembered and
   // answered with a 500 (and left out of the index), as the one bad record it is; the rest of the
@@ -68,8 +89,10 @@ site_archive::site_archive(const options& opts)
   std::error_code error;
   const std::size_t entries_begin = reader_.for_each_entry(
       [&](std::string_view key, std::string_view value) {
+        const bool is_rules = is_rules_key(key);
         EVP_DigestUpdate(digest.get(), key.data(), key.size());
         EVP_DigestUpdate(digest.get(), value.data(), value.size());
+        if (is_rules) return;
         archive::entry entry;
         if (!archive::decode_entry(value, reader_.database(), entry)) return;  // 500 on lookup
         if (!archive::is_well_formed(entry)) {
@@ -85,6 +108,7 @@ site_archive::site_archive(const options& opts)
   if (error) base::throw_error("cannot read", file_.path(), error.message());
   lists_.add_all(blocks);
   unseen_before_ = reinterpret_cast<const char*>(file_.bytes().data()) + entries_begin;
+  open_rules();
   unsigned char sum[EVP_MAX_MD_SIZE];
   unsigned int sum_size = 0;
   EVP_DigestFinal_ex(digest.get(), sum, &sum_size);
@@ -93,6 +117,20 @@ site_archive::site_archive(const options& opts)
     build_id_ += hex[sum[i] >> 4];
     build_id_ += hex[sum[i] & 15];
   }
+}
+
+void site_archive::open_rules() {
+  const std::vector<std::string_view> whole{std::string_view{}};
+  for (const auto host : reader_.has_host_folders() ? reader_.hosts() : whole) {
+    site_rules rules{matcher_at(reader_, file_.path(), archive::schema::rules_key(host)),
+                     matcher_at(reader_, file_.path(), archive::schema::forced_rules_key(host))};
+    if (rules.patterns || rules.forced) rules_.emplace(host, std::move(rules));
+  }
+}
+
+const site_rules* site_archive::rules_of(std::string_view host) const noexcept {
+  const auto found = rules_.find(host);
+  return found == rules_.end() ? nullptr : &found->second;
 }
 
 archive::lookup_status site_archive::checked(archive::lookup_status status,
@@ -124,10 +162,11 @@ archive::lookup_status site_archive::find(std::string_view key,
   return checked(reader_.find(key, out), out);
 }
 
-site::site(const options& opts) : site(whole_archive(opts), {}) {}
+site::site(const options& opts, std::uint64_t generation)
+    : site(whole_archive(opts, generation), {}) {}
 
 site::site(std::shared_ptr<const site_archive> archive, std::string_view host)
-    : archive_(std::move(archive)), host_(host) {}
+    : archive_(std::move(archive)), host_(host), rules_(archive_->rules_of(host_)) {}
 
 archive::lookup_status site::find(std::string_view path, archive::entry& out) const noexcept {
   if (host_.empty()) return archive_->find(path, out);

@@ -98,6 +98,9 @@ class tls_session {
   // The certificate the handshake chose (tls_context.hpp's served_certificate_of), or null.
   [[nodiscard]] const served_certificate* certificate() const noexcept;
 
+  // The handshake has completed.
+  [[nodiscard]] bool handshake_done() const noexcept { return SSL_is_init_finished(ssl_) == 1; }
+
  private:
   friend struct tls_bio;
   int bio_read(char* into, int size) noexcept;

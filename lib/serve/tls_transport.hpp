@@ -15,6 +15,7 @@
 #include <span>
 #include <string_view>
 
+#include "serve/metrics.hpp"
 #include "serve/tls_session.hpp"
 #include "serve/transport.hpp"
 
@@ -24,12 +25,14 @@ class tls_transport final : record_sender {
  public:
   static constexpr bool has_handshake = true;
 
-  // `plain`: the worker's read buffer, where decrypted bytes go. Throws std::bad_alloc if OpenSSL
-  // cannot make the connection's objects.
-  tls_transport(std::span<char> plain, socket_type socket, SSL_CTX* context, tls_buffers& buffers)
+  // `plain`: the worker's read buffer, where decrypted bytes go. `counters`: where the handshake
+  // is counted, or null. Throws std::bad_alloc if OpenSSL cannot make the connection's objects.
+  tls_transport(std::span<char> plain, socket_type socket, SSL_CTX* context, tls_buffers& buffers,
+                thread_counters* counters = nullptr)
       : channel_(buffers.cipher_in, std::move(socket)),
         plain_(plain),
-        session_(context, buffers, *this) {}
+        session_(context, buffers, *this),
+        counters_(counters) {}
   tls_transport(tls_transport&&) = delete;
 
   // Reads and decrypts what comes next into plain[offset, …), going through the handshake first;
@@ -41,7 +44,7 @@ class tls_transport final : record_sender {
     if (session_.has_buffered_input()) {
       // Bytes are there already (decrypted, or records read with the last ones): no wait.
       boost::asio::post(channel_.executor(), [this, h = std::forward<Handler>(handler)]() mutable {
-        deliver(session_.decrypt(plain_.subspan(offset_)), std::move(h));
+        deliver(decrypt(), std::move(h));
       });
       return;
     }
@@ -49,7 +52,7 @@ class tls_transport final : record_sender {
                                                                 std::size_t n) mutable {
       if (ec) return h(ec, std::size_t{0});
       session_.take_records({channel_.shared().data(), n});
-      deliver(session_.decrypt(plain_.subspan(offset_)), std::move(h));
+      deliver(decrypt(), std::move(h));
     });
   }
 
@@ -86,6 +89,21 @@ class tls_transport final : record_sender {
     return send_now(channel_.fd(), records);
   }
 
+  // The next plaintext; the handshake's end, or its refusal, is counted once.
+  tls_session::step decrypt() noexcept {
+    const auto s = session_.decrypt(plain_.subspan(offset_));
+    if (counters_ != nullptr && !handshake_counted_) {
+      if (session_.handshake_done()) {
+        counters_->handshake(true);
+        handshake_counted_ = true;
+      } else if (s.what == tls_session::outcome::failed) {
+        counters_->handshake(false);
+        handshake_counted_ = true;
+      }
+    }
+    return s;
+  }
+
   template <class Handler>
   void deliver(tls_session::step s, Handler&& h) {
     using outcome = tls_session::outcome;
@@ -105,6 +123,8 @@ class tls_transport final : record_sender {
   std::span<char> plain_;
   tls_session session_;
   std::size_t offset_ = 0;
+  thread_counters* counters_;
+  bool handshake_counted_ = false;
 };
 
 }  // namespace kawipiko::serve

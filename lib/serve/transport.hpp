@@ -4,12 +4,15 @@
 // protocol never knows which one it runs over. Every wait is an Asio operation on the worker's
 // io_context, the thread's only event loop.
 
+#include <arpa/inet.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -17,6 +20,7 @@
 #include <chrono>
 #include <climits>
 #include <cstddef>
+#include <cstring>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -41,6 +45,38 @@ using coarse_clock = std::chrono::steady_clock;
 // milliseconds of resolution, a vDSO read), precise enough for a sweep every 250 ms and cheap
 // enough to read on every request. Defined in worker.cpp.
 [[nodiscard]] coarse_clock::time_point coarse_now() noexcept;
+
+// A connection's peer as accept gave it, kept small (the address, without the port) and made
+// text only for the access log.
+class peer_address {
+ public:
+  static constexpr std::size_t text_room = INET6_ADDRSTRLEN;
+
+  peer_address() noexcept = default;
+  explicit peer_address(const sockaddr_storage& from) noexcept {
+    if (from.ss_family == AF_INET) {
+      family_ = AF_INET;
+      std::memcpy(bytes_.data(), &reinterpret_cast<const sockaddr_in&>(from).sin_addr, 4);
+    } else if (from.ss_family == AF_INET6) {
+      family_ = AF_INET6;
+      std::memcpy(bytes_.data(), &reinterpret_cast<const sockaddr_in6&>(from).sin6_addr, 16);
+    }
+  }
+
+  friend bool operator==(const peer_address&, const peer_address&) = default;
+
+  // "192.0.2.1", "2001:db8::1", in `room`; empty when unknown.
+  [[nodiscard]] std::string_view text(std::array<char, text_room>& room) const noexcept {
+    if (family_ == 0 || ::inet_ntop(family_, bytes_.data(), room.data(), text_room) == nullptr) {
+      return {};
+    }
+    return room.data();
+  }
+
+ private:
+  std::array<unsigned char, 16> bytes_{};
+  unsigned char family_ = 0;  // AF_INET, AF_INET6, or 0: unknown
+};
 
 // A connection's socket: bound to the worker's io_context by type, so that it and every
 // operation on it carry a plain pointer rather than a type-erased executor (an idle connection

@@ -93,7 +93,8 @@ int make_stop_fd() {
 }  // namespace
 
 worker::worker(site_source& source, const options& opts, std::span<const listener_spec> listeners,
-               std::atomic<std::size_t>& connections, tls_context_source tls)
+               std::atomic<std::size_t>& connections, tls_context_source tls,
+               const worker_recording& recording)
     : options_(opts),
       source_(source),
       seen_generation_(source.generation()),
@@ -105,7 +106,15 @@ worker::worker(site_source& source, const options& opts, std::span<const listene
       tls_(std::move(tls)),
       sweep_timer_(io_),
       accept_timer_(io_),
-      read_buffer_(read_buffer_size) {
+      read_buffer_(read_buffer_size),
+      counters_(recording.counters) {
+  if (recording.access_log != nullptr) {
+    access_ = std::make_unique<access_log_buffer>(*recording.access_log);
+    records_.access = access_.get();
+    records_.timed = recording.access_log->format() == access_log_format::json;
+  }
+  if (counters_) records_.counters = &*counters_;
+  const bool records = access_ || counters_;
   connection_owner& owner = *this;
   auto& live = holds_.back();
   for (const auto& spec : listeners) {
@@ -113,6 +122,7 @@ worker::worker(site_source& source, const options& opts, std::span<const listene
     listeners_.push_back(std::make_unique<listener>(std::move(acceptor), spec, *live.generation,
                                                     opts, output_, date_, read_buffer_, owner));
     listeners_.back()->context.http.live = &live;
+    if (records) listeners_.back()->context.http.records = &records_;
     if (spec.tls && !tls_buffers_) tls_buffers_ = std::make_unique<tls_buffers>();
   }
 }
@@ -121,6 +131,7 @@ worker::~worker() {
   // Pending waits die with the io_context without running; the connections go first.
   connections_.clear_and_dispose([this](connection_base* c) {
     process_connections_.fetch_sub(1, std::memory_order_relaxed);
+    if (counters_) counters_->closed(c->secure());
     delete c;
   });
 }
@@ -137,6 +148,7 @@ void worker::run() {
                             if (!ec) begin_drain();
                           });
   io_.run();
+  if (access_) access_->flush();
 }
 
 // From another thread: a write to the eventfd, which the loop waits for like any socket, rather
@@ -167,11 +179,16 @@ void worker::do_accept(listener& l) {
 
 void worker::on_acceptable(listener& l, const boost::system::error_code& ec) {
   if (ec || draining_) return;  // closed by begin_drain
+  // The peer's address only for the access log.
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  auto* const from = access_ ? reinterpret_cast<sockaddr*>(&address) : nullptr;
   for (int i = 0; i < accepts_per_round; ++i) {
-    const int fd =
-        ::accept4(l.acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    length = sizeof address;
+    const int fd = ::accept4(l.acceptor.native_handle(), from, from != nullptr ? &length : nullptr,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      admit(l, fd);
+      admit(l, fd, from != nullptr ? peer_address(address) : peer_address());
       continue;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -203,7 +220,7 @@ void worker::back_off_accepting(int error) {
 }
 
 // A new connection, within the per-process cap (over it: closed at once).
-void worker::admit(listener& l, int fd) {
+void worker::admit(listener& l, int fd, const peer_address& peer) {
   if (process_connections_.fetch_add(1, std::memory_order_relaxed) >= max_connections_) {
     process_connections_.fetch_sub(1, std::memory_order_relaxed);
     ::close(fd);
@@ -219,20 +236,24 @@ void worker::admit(listener& l, int fd) {
     process_connections_.fetch_sub(1, std::memory_order_relaxed);
     return;
   }
+  if (counters_) counters_->accepted(l.tls);
   try {
     if (l.tls) {
-      start_connection<tls_transport>(l.context, std::move(socket), tls_().get(), *tls_buffers_);
+      start_connection<tls_transport>(l.context, peer, std::move(socket), tls_().get(),
+                                      *tls_buffers_, records_.counters);
     } else {
-      start_connection<tcp_transport>(l.context, std::move(socket));
+      start_connection<tcp_transport>(l.context, peer, std::move(socket));
     }
   } catch (const std::bad_alloc&) {
     process_connections_.fetch_sub(1, std::memory_order_relaxed);  // the socket closes itself
+    if (counters_) counters_->closed(l.tls);
   }
 }
 
 template <class Transport, class... Args>
-void worker::start_connection(connection_context& context, Args&&... args) {
-  auto c = std::make_unique<connection<Transport>>(context, std::forward<Args>(args)...);
+void worker::start_connection(connection_context& context, const peer_address& peer,
+                              Args&&... args) {
+  auto c = std::make_unique<connection<Transport>>(context, peer, std::forward<Args>(args)...);
   auto& started = *c;
   connections_.push_back(*c.release());
   started.start();
@@ -241,6 +262,7 @@ void worker::start_connection(connection_context& context, Args&&... args) {
 void worker::on_done(connection_base& c) noexcept {
   connections_.erase(connections_.iterator_to(c));
   process_connections_.fetch_sub(1, std::memory_order_relaxed);
+  if (counters_) counters_->closed(c.secure());
   delete &c;
   if (draining_ && connections_.empty()) io_.stop();
 }
@@ -298,6 +320,7 @@ void worker::on_sweep() {
   refresh_site();
   const auto now = coarse_now();
   cut_overdue(now);
+  if (access_) access_->sweep(now);
   const bool give_up = draining_ && now >= drain_deadline_;
   for (auto it = connections_.begin(); it != connections_.end();) {
     auto& c = *it++;  // check() or close() may delete `c`

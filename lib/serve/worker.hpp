@@ -19,14 +19,18 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
+#include "serve/access_log.hpp"
 #include "serve/connection.hpp"
 #include "serve/date_line.hpp"
 #include "serve/handler.hpp"
+#include "serve/metrics.hpp"
 #include "serve/options.hpp"
 #include "serve/output.hpp"
+#include "serve/request_log.hpp"
 #include "serve/site.hpp"
 #include "serve/site_source.hpp"
 #include "serve/tls_transport.hpp"
@@ -47,13 +51,20 @@ struct listener_spec {
   int passed_fd = -1;
 };
 
+// What a worker records of its answers besides sending them; each may be off.
+struct worker_recording {
+  access_log_writer* access_log = nullptr;  // the process's, whose writer thread runs
+  std::optional<thread_counters> counters;  // this thread's
+};
+
 class worker final : connection_owner {
  public:
   // Binds (SO_REUSEPORT) and listens on each endpoint, or takes a duplicate of its passed
   // socket; `tls` gives the TLS listeners their context (it may be empty when there is none).
   // Throws std::system_error naming the address.
   worker(site_source& source, const options& opts, std::span<const listener_spec> listeners,
-         std::atomic<std::size_t>& connections, tls_context_source tls = {});
+         std::atomic<std::size_t>& connections, tls_context_source tls = {},
+         const worker_recording& recording = {});
   ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -96,9 +107,9 @@ class worker final : connection_owner {
   void do_accept(listener& l);
   void on_acceptable(listener& l, const boost::system::error_code& ec);
   void back_off_accepting(int error);
-  void admit(listener& l, int fd);
+  void admit(listener& l, int fd, const peer_address& peer);
   template <class Transport, class... Args>
-  void start_connection(connection_context& context, Args&&... args);
+  void start_connection(connection_context& context, const peer_address& peer, Args&&... args);
   void do_sweep();
   void on_sweep();
   void begin_drain();
@@ -126,8 +137,11 @@ class worker final : connection_owner {
   output output_;
   date_line date_;
   std::vector<char> read_buffer_;
-  std::unique_ptr<tls_buffers> tls_buffers_;  // with a TLS listener only
-  connection_list connections_;               // owned: deleted when done, or with the worker
+  std::unique_ptr<tls_buffers> tls_buffers_;   // with a TLS listener only
+  std::unique_ptr<access_log_buffer> access_;  // with --access-log
+  std::optional<thread_counters> counters_;    // with --metrics-bind
+  answer_records records_;                     // both, for the protocols
+  connection_list connections_;                // owned: deleted when done, or with the worker
   bool draining_ = false;
   coarse_clock::time_point drain_deadline_{};
   coarse_clock::time_point next_accept_warning_{};  // accept errors: one line per 10 s

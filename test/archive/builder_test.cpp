@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "archive/reader.hpp"
+#include "archive/redirect_matcher.hpp"
 #include "archive/schema.hpp"
 #include "base/mapped_file.hpp"
 #include "support/temp_folder.hpp"
@@ -612,7 +613,7 @@ TEST_CASE(
   const built site(host_folder_options(sources, out));
 
   CHECK(site.reader.has_host_folders());
-  CHECK(value_of(site, archive::schema::schema_key) == "kawipiko-archive/2");
+  CHECK(value_of(site, archive::schema::schema_key) == "kawipiko-archive/4");
   CHECK(value_of(site, archive::schema::hosts_key) == "*.b.test\n_default\na.test\n");
   CHECK(site.reader.hosts() == std::vector<std::string_view>{"*.b.test", "_default", "a.test"});
   CHECK(site.get("a.test/").variants[0].body == "shared home");
@@ -770,11 +771,11 @@ TEST_CASE("host-folder archives are byte-identical whatever the folder and the j
   other.jobs = 4;
   archive::build(other);
   CHECK(read_file(out / "one.cdb") == read_file(out / "two.cdb"));
-  // And the same tree without host folders is another archive: schema 1, no host in its keys.
+  // And the same tree without host folders is another archive: schema 3, no host in its keys.
   auto whole = options_for(first, out, "whole.cdb");
   const built site(whole);
   CHECK_FALSE(site.reader.has_host_folders());
-  CHECK(value_of(site, archive::schema::schema_key) == "kawipiko-archive/1");
+  CHECK(value_of(site, archive::schema::schema_key) == "kawipiko-archive/3");
   CHECK(site.count_keys(archive::schema::hosts_key) == 0);
   CHECK(site.has("/a.test/big.html"));
 }
@@ -802,4 +803,280 @@ TEST_CASE("a host-folder rebuild reuses the previous archive's variants, across 
   sources.write("b.test/b.html", compressible_text(20000, 2));
   archive::build(options);
   CHECK(read_file(options.archive) == before);  // reuse never changes the output
+}
+
+// ---- _redirects and _headers
+// ---------------------------------------------------------------------------
+
+namespace {
+
+namespace flags = archive::schema::entry_flags;
+
+// A small site with rules files at its top.
+void write_rules_site(const temp_folder& sources, const std::string& redirects,
+                      const std::string& headers = {}) {
+  sources.write("index.html", "home");
+  sources.write("about.html", "about");
+  sources.write("app/index.html", compressible_text(4000, 3));
+  sources.write("en/404.html", "en not found");
+  sources.write("_redirects", redirects);
+  if (!headers.empty()) sources.write("_headers", headers);
+}
+
+// The lines of a block up to `length`, e.g. its 304 prefix.
+std::string_view prefix(const archive::variant& v, std::size_t length) {
+  return v.block.substr(0, length);
+}
+
+}  // namespace
+
+TEST_CASE("a plain rule becomes an entry, the rules files are not served", "[archive][rules]") {
+  temp_folder sources, out;
+  write_rules_site(sources,
+                   "/old /about 301\n"
+                   "/moved /about?from=moved 302\n"
+                   "/gone/ https://example.com/new 307\n"
+                   "/page /about 200\n");
+  const built site(options_for(sources, out));
+
+  const auto old = site.get("/old");
+  CHECK(old.status == 301);
+  CHECK(location_of(old) == "/about");
+  CHECK(old.flags == flags::keeps_query);  // `to` has no query of its own
+  CHECK(has_header(old.variants[0], "Content-Length: 0"));
+  CHECK(has_header(old.variants[0], "Cache-Control: public, immutable, max-age=3600"));
+  const auto moved = site.get("/moved");
+  CHECK(moved.status == 302);
+  CHECK(location_of(moved) == "/about?from=moved");
+  CHECK(moved.flags == 0);
+  CHECK(moved.variants[0].block.find("Cache-Control") == std::string_view::npos);  // temporary
+  CHECK(site.get("/gone").status == 307);  // a trailing slash answers both paths
+  CHECK(location_of(site.get("/gone/")) == "https://example.com/new");
+  // A rewrite serves the file's own stored variants under its URL.
+  CHECK(site.get("/page").status == 200);
+  CHECK(site.get("/page").variants[0].body.data() == site.get("/about").variants[0].body.data());
+
+  CHECK_FALSE(site.has("/_redirects"));
+  CHECK_FALSE(site.has("/_headers"));
+  CHECK(site.stats.files == 4);
+  CHECK(site.count_keys("rules:") == 0);  // no pattern rule
+  CHECK(site.reader.meta_value("pattern-rules") == "0");
+}
+
+TEST_CASE("a rule does not apply where a file is unless forced, and a forced one replaces it",
+          "[archive][rules]") {
+  temp_folder sources, out;
+  write_rules_site(sources,
+                   "/about /elsewhere 301\n"
+                   "/about.html /forced 308!\n"
+                   "/app/* /spa/:splat 302!\n"
+                   "/en/ /en/404.html 200!\n");
+  const built site(options_for(sources, out));
+  // "/about" is an alias of about.html: a file is there.
+  CHECK(site.get("/about").status == 200);
+  CHECK(site.get("/about").variants[0].body == "about");
+  CHECK(site.get("/about.html").status == 308);
+  CHECK(location_of(site.get("/about.html")) == "/forced");
+  // A forced pattern rule is folded into every archived path it matches, its splat substituted.
+  CHECK(site.get("/app/").status == 302);
+  CHECK(location_of(site.get("/app/")) == "/spa/");
+  CHECK(location_of(site.get("/app/index.html")) == "/spa/index.html");
+  CHECK(site.get("/app/index.html").flags == flags::keeps_query);
+  // A forced rewrite over a folder serves the target's variants.
+  CHECK(site.get("/en/").variants[0].body == "en not found");
+  // And the pattern rule stays for the paths no entry answers.
+  CHECK(site.count_keys("rules:") == 1);
+  CHECK(site.reader.meta_value("pattern-rules") == "1");
+  CHECK(site.count_keys("forced-rules:") == 0);
+}
+
+TEST_CASE("a rewrite reuses the target's bodies, no byte stored twice", "[archive][rules]") {
+  temp_folder plain_sources, ruled_sources, out;
+  write_rules_site(plain_sources, "");
+  write_rules_site(ruled_sources, "/spa /app/ 200\n/missing-page /app/index.html 404\n");
+  const built plain(options_for(plain_sources, out, "plain.cdb"));
+  const built ruled(options_for(ruled_sources, out, "ruled.cdb"));
+  CHECK(ruled.stats.bytes_stored == plain.stats.bytes_stored);
+  CHECK(ruled.count_keys("body:") == plain.count_keys("body:"));
+
+  const auto app = ruled.get("/app/");
+  const auto spa = ruled.get("/spa");
+  REQUIRE(spa.count == 3);
+  REQUIRE(app.count == 3);
+  for (std::size_t v = 0; v < 3; ++v) {
+    CHECK(spa.variants[v].body.data() == app.variants[v].body.data());
+    CHECK(spa.variants[v].block.data() != app.variants[v].block.data());  // blocks of its own
+    CHECK(spa.variants[v].etag == app.variants[v].etag);
+  }
+  const auto missing = ruled.get("/missing-page");
+  CHECK(missing.status == 404);
+  CHECK(missing.variants[0].body.data() == app.variants[0].body.data());
+  CHECK(missing.variants[0].etag.empty());  // an error page: no validators
+}
+
+TEST_CASE("pattern rules are compiled into the matcher blob the server opens", "[archive][rules]") {
+  temp_folder sources, out;
+  write_rules_site(sources,
+                   "/news/:year/:slug /blog/:year-:slug.html\n"
+                   "/en/* /en/404.html 404\n"
+                   "/store id=:id /products/:id 301\n");
+  const built site(options_for(sources, out));
+  const auto blob = value_of(site, "rules:");
+  const archive::redirect_matcher matcher(std::as_bytes(std::span(blob.data(), blob.size())));
+  CHECK(matcher.size() == 3);
+  archive::redirect_match match;
+  REQUIRE(matcher.match({{}, "/news/2024/hello", "utm=1"}, match));
+  CHECK(match.status == 301);
+  CHECK(match.target == "/blog/2024-hello.html?utm=1");
+  REQUIRE(matcher.match({{}, "/en/x/y", {}}, match));
+  CHECK(match.target == "/en/404.html");
+  CHECK(site.reader.meta_value("pattern-rules") == "3");
+}
+
+TEST_CASE("a forced rule with a host or a query flags the archived paths it may answer",
+          "[archive][rules]") {
+  temp_folder sources, out;
+  write_rules_site(sources,
+                   "https://old.test/* https://new.test/:splat 301!\n"
+                   "/about.html /plain 301!\n");
+  const built site(options_for(sources, out));
+  CHECK(site.count_keys("forced-rules:") == 1);
+  // Nothing is folded: the host decides at serve time.
+  CHECK(site.get("/about.html").status == 200);
+  CHECK((site.get("/about.html").flags & flags::forced_rules) != 0);
+  CHECK((site.get("/").flags & flags::forced_rules) != 0);
+  CHECK((site.get("/app").flags & flags::forced_rules) != 0);  // a slash redirect too
+}
+
+TEST_CASE("_headers go into every variant's block, inside its 304 and 206 prefixes",
+          "[archive][rules]") {
+  temp_folder sources, out;
+  write_rules_site(sources, "/old /about 301\n",
+                   "/*\n  X-Custom: all\n  Link: </style.css>; rel=preload\n"
+                   "/app/*\n  X-Custom: app\n");
+  const built site(options_for(sources, out));
+  const auto app = site.get("/app/index.html");
+  REQUIRE(app.count == 3);
+  for (std::size_t v = 0; v < app.count; ++v) {
+    const auto& variant = app.variants[v];
+    INFO(variant.block);
+    CHECK(variant.block.starts_with("ETag: "));
+    const auto in_304 = prefix(variant, variant.length_304);
+    CHECK(in_304.find("X-Custom: all, app\r\n") != std::string_view::npos);
+    CHECK(in_304.find("Link: </style.css>; rel=preload\r\n") != std::string_view::npos);
+    CHECK(in_304.find("Vary: Accept-Encoding\r\n") < in_304.find("X-Custom"));
+    CHECK(prefix(variant, variant.length_partial)
+              .substr(variant.length_304)
+              .starts_with("Content-Type: "));
+  }
+  CHECK(has_header(site.get("/").variants[0], "X-Custom: all"));
+  CHECK(has_header(site.get("/old").variants[0], "X-Custom: all"));  // redirect entries too
+  CHECK(location_of(site.get("/old")) == "/about");
+  CHECK(has_header(site.get("/app").variants[0], "X-Custom: all, app"));  // and slash redirects
+}
+
+TEST_CASE("_headers override Cache-Control and Content-Type, and flag the security headers",
+          "[archive][rules]") {
+  temp_folder sources, out;
+  write_rules_site(sources, "",
+                   "/about.html\n  Cache-Control: no-store\n  Content-Type: text/x-about\n"
+                   "  X-Frame-Options: DENY\n"
+                   "/en/*\n  ! Referrer-Policy\n  ! Cache-Control\n");
+  const built site(options_for(sources, out));
+  const auto& about = site.get("/about.html").variants[0];
+  CHECK(has_header(about, "Cache-Control: no-store"));
+  CHECK(about.block.find("immutable") == std::string_view::npos);
+  CHECK(has_header(about, "Content-Type: text/x-about"));
+  CHECK(about.block.find("text/html") == std::string_view::npos);
+  CHECK(has_header(about, "X-Frame-Options: DENY"));
+  CHECK(site.get("/about.html").flags == flags::own_frame_options);
+  const auto en = site.get("/en/404.html");
+  CHECK(en.flags == flags::own_referrer_policy);
+  CHECK(en.variants[0].block.find("Cache-Control") == std::string_view::npos);
+  CHECK(en.variants[0].block.find("Referrer-Policy") == std::string_view::npos);
+  CHECK(site.get("/").flags == 0);
+}
+
+TEST_CASE("fallbacks and error pages get the _headers of their own file", "[archive][rules]") {
+  temp_folder sources, out;
+  sources.write("docs/_404.html", "docs not found");
+  sources.write("app/_wildcard.html", "app");
+  sources.write("_headers", "/docs/*\n  X-Section: docs\n/app/*\n  X-Section: app\n");
+  const built site(options_for(sources, out));
+  CHECK(has_header(site.fallback("/docs/missing").variants[0], "X-Section: docs"));
+  CHECK(has_header(site.fallback("/app/x").variants[0], "X-Section: app"));
+}
+
+TEST_CASE("the debug hook lists the _headers blocks and the _redirects rule of each path",
+          "[archive][rules]") {
+  temp_folder sources, out;
+  write_rules_site(sources, "/old /about 301\n/about.html /x 301!\n",
+                   "/*\n  X-A: 1\n/en/*\n  X-B: 2\n");
+  std::vector<std::string> lines;
+  archive::build_hooks hooks;
+  hooks.debug = [&](const std::string& line) { lines.push_back(line); };
+  const built site(options_for(sources, out), hooks);
+  const auto has_line = [&](const std::string& line) {
+    return std::find(lines.begin(), lines.end(), line) != lines.end();
+  };
+  CHECK(has_line("/old _headers lines 1 _redirects line 1"));
+  CHECK(has_line("/about.html _headers lines 1 _redirects line 2"));
+  CHECK(has_line("/en/404.html _headers lines 1 3"));
+}
+
+TEST_CASE("rules errors name the file and the line, the previous archive untouched",
+          "[archive][rules][errors]") {
+  temp_folder sources, out;
+  write_rules_site(sources, "/old /about 301\n");
+  const auto options = options_for(sources, out);
+  (void)archive::build(options);
+  const std::string before = read_file(options.archive);
+  const std::string redirects = (sources / "_redirects").string();
+  const std::string headers = (sources / "_headers").string();
+  const auto refused = [&](const std::string& file, const std::string& text,
+                           const std::string& message) {
+    sources.write(file, text);
+    INFO(text);
+    CHECK_THROWS_WITH(archive::build(options), Catch::Contains(message));
+    CHECK(read_file(options.archive) == before);
+    CHECK(temp_leftovers(out.path()).empty());
+    fs::remove(sources / file);
+  };
+  refused("_redirects", "# fine\n/a /b 299\n", "'" + redirects + "' line 2: unknown status");
+  refused("_redirects", "/a /b 301\n/b /a 301\n", "'" + redirects + "' line");
+  refused("_redirects", "/a /missing.html 200\n",
+          "'" + redirects + "' line 1: the 200 rewrite's target '/missing.html' is not a file");
+  refused("_redirects", "/* /index.html 301!\n",
+          "'" + redirects + "' line 1: redirects '/index.html' to itself");
+  refused("_headers", "/*\n  Content-Length: 3\n", "'" + headers + "' line 2:");
+  refused("_headers", "https://a.test/*\n  X-A: 1\n",
+          "'" + headers + "' line 1: a block for the host 'a.test' needs --host-folders");
+  std::string big = "/about.html\n";
+  for (int i = 0; i < 10; ++i)
+    big += "  X-Big-" + std::to_string(i) + ": " + std::string(8000, 'x') + "\n";
+  refused("_headers", big,
+          "'" + headers +
+              "' line 1: the headers for '/about.html' (blocks at lines 1) make its "
+              "header block longer than 65535 bytes");
+}
+
+TEST_CASE("with host folders each host's rules files apply to that host only",
+          "[archive][hosts][rules]") {
+  temp_folder sources, out;
+  write_host_folders(sources);
+  sources.write("a.test/_redirects", "/old /about 301\n/blog/* /news/:splat 302\n");
+  sources.write("a.test/_headers", "https://a.test/*\n  X-Host: a\n");
+  sources.write("_default/_redirects", "https://legacy.test/* https://a.test/:splat 301!\n");
+  const built site(host_folder_options(sources, out));
+  CHECK(location_of(site.get("a.test/old")) == "/about");
+  CHECK_FALSE(site.has("_default/old"));
+  CHECK_FALSE(site.has("a.test/_redirects"));
+  CHECK(site.count_keys("rules:a.test") == 1);
+  CHECK(site.count_keys("rules:_default") == 1);  // a domain-level rule is a pattern rule
+  CHECK(site.count_keys("forced-rules:_default") == 1);
+  CHECK(site.count_keys("rules:*.b.test") == 0);
+  CHECK(has_header(site.get("a.test/").variants[0], "X-Host: a"));
+  CHECK_FALSE(has_header(site.get("_default/").variants[0], "X-Host: a"));
+  CHECK((site.get("_default/").flags & flags::forced_rules) != 0);
+  CHECK((site.get("a.test/").flags & flags::forced_rules) == 0);
 }

@@ -90,7 +90,7 @@ TEST_CASE("an entry is encoded in the layout schema.hpp documents", "[archive]")
       {encoding::identity, 0x1234abcd, 10, "ETag: \"abc\"\r\nContent-Length: 10\r\n", 13, 13, 5},
       {encoding::gzip, 0xff, 3, "Content-Encoding: gzip\r\nContent-Length: 3\r\n", 0, 24, 0}};
   CHECK(encode(404, specs) ==
-        "404 2\n"
+        "404 2 00\n"
         "identity 1234abcd 0000000a 0021 000d 000d 05\n"
         "gzip     000000ff 00000003 002b 0000 0018 00\n"
         "ETag: \"abc\"\r\nContent-Length: 10\r\n"
@@ -354,4 +354,82 @@ TEST_CASE("the encoder refuses what its fields cannot hold", "[archive][errors]"
     specs[0].length_304 = 0x10000;
     CHECK_THROWS_WITH(encode(200, specs), Catch::Contains("304 length"));
   }
+}
+
+TEST_CASE("the head's flags round-trip, and flags this version does not know are refused",
+          "[archive]") {
+  const body_image image;
+  const auto specs = three_variants(image.position);
+  namespace flags = schema::entry_flags;
+  archive::entry entry;
+  const std::string value = archive::encode_entry(200, specs.data(), specs.size(),
+                                                  flags::forced_rules | flags::own_frame_options);
+  CHECK(value.starts_with("200 3 42\n"));
+  REQUIRE(archive::decode_entry(value, image.db, entry));
+  CHECK(entry.flags == (flags::forced_rules | flags::own_frame_options));
+  for (const char* unknown : {"04", "08", "0c"}) {
+    std::string damaged = value;
+    damaged.replace(schema::head::flags.offset, 2, unknown);
+    INFO(unknown);
+    CHECK_FALSE(archive::decode_entry(damaged, image.db, entry));
+  }
+  CHECK_THROWS_AS(archive::encode_entry(200, specs.data(), specs.size(), 0x04),
+                  std::invalid_argument);
+}
+
+TEST_CASE("a legacy head without flags is read, its 308 keeping the query as before", "[archive]") {
+  const body_image image;
+  const archive::variant_spec spec{
+      encoding::identity, 0, 0, "Location: /a/\r\nContent-Length: 0\r\n", 0, 0, 0};
+  std::string value = archive::encode_entry(308, &spec, 1);
+  value.erase(schema::legacy_head_size - 1, schema::entry_head_size - schema::legacy_head_size);
+  REQUIRE(value.starts_with("308 1\nidentity "));
+  archive::entry entry;
+  REQUIRE(archive::decode_entry(value, image.db, entry));
+  CHECK(entry.status == 308);
+  CHECK(entry.flags == schema::entry_flags::keeps_query);
+  CHECK(entry.variants[0].block == spec.block);
+  CHECK(archive::is_well_formed(entry));
+  const archive::variant_spec page{
+      encoding::identity, image.position, 10, "Content-Length: 10\r\n", 0, 0, 0};
+  value = archive::encode_entry(200, &page, 1);
+  value.erase(schema::legacy_head_size - 1, schema::entry_head_size - schema::legacy_head_size);
+  REQUIRE(archive::decode_entry(value, image.db, entry));
+  CHECK(entry.flags == 0);
+}
+
+TEST_CASE(
+    "every redirect status is well-formed with Location first, and the query flag only "
+    "on redirects",
+    "[archive]") {
+  const body_image image;
+  const archive::variant_spec redirect{
+      encoding::identity,
+      0,
+      0,
+      "Location: /a/\r\nX-Robots-Tag: none\r\nContent-Length: 0\r\n",
+      0,
+      0,
+      0};
+  archive::entry entry;
+  for (const unsigned status : {301U, 302U, 303U, 307U, 308U}) {
+    INFO(status);
+    CHECK(archive::is_redirect_status(status));
+    const std::string value =
+        archive::encode_entry(status, &redirect, 1, schema::entry_flags::keeps_query);
+    REQUIRE(archive::decode_entry(value, image.db, entry));
+    CHECK(archive::is_well_formed(entry));
+    auto moved = redirect;
+    moved.block = "X-Robots-Tag: none\r\nLocation: /a/\r\nContent-Length: 0\r\n";
+    const std::string late = archive::encode_entry(status, &moved, 1);
+    REQUIRE(archive::decode_entry(late, image.db, entry));
+    CHECK_FALSE(archive::is_well_formed(entry));
+  }
+  for (const unsigned status : {200U, 304U, 404U, 300U, 309U})
+    CHECK_FALSE(archive::is_redirect_status(status));
+  const archive::variant_spec page{
+      encoding::identity, image.position, 10, "Content-Length: 10\r\n", 0, 0, 0};
+  const std::string value = archive::encode_entry(200, &page, 1, schema::entry_flags::keeps_query);
+  REQUIRE(archive::decode_entry(value, image.db, entry));
+  CHECK_FALSE(archive::is_well_formed(entry));
 }

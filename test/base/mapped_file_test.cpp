@@ -61,10 +61,10 @@ TEST_CASE("a leased mapping holds writers back and is told when one waits (no le
           "[base]") {
   const auto path = fs::temp_directory_path() / "kawipiko-mapped-file-lease.bin";
   { std::ofstream(path, std::ios::binary) << "leased bytes"; }
-  // The break notice is SIGIO: taken here rather than left to kill the test.
+  // The break notice is the lease signal: taken here rather than left to kill the test.
   sigset_t io;
   sigemptyset(&io);
-  sigaddset(&io, SIGIO);
+  sigaddset(&io, kawipiko::base::lease_signal());
   REQUIRE(::pthread_sigmask(SIG_BLOCK, &io, nullptr) == 0);
   {
     const mapped_file file(path.string(), mapped_file::mode::leased_mmap);
@@ -77,7 +77,7 @@ TEST_CASE("a leased mapping holds writers back and is told when one waits (no le
     CHECK(errno == EWOULDBLOCK);
     siginfo_t info{};
     const timespec bound{5, 0};
-    CHECK(::sigtimedwait(&io, &info, &bound) == SIGIO);
+    CHECK(::sigtimedwait(&io, &info, &bound) == kawipiko::base::lease_signal());
     CHECK(info.si_fd == file.lease_fd());
     CHECK(as_string(file.bytes()) == "leased bytes");
   }

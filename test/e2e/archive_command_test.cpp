@@ -101,14 +101,14 @@ TEST_CASE("an archive of a fixture tree is a CDB file that tinycdb reads", "[e2e
 
   const auto schema = run("cdb -q " + shell_quoted(target) + " kawipiko:schema", out.path());
   REQUIRE(schema.exit_code == 0);
-  CHECK(schema.out == "kawipiko-archive/1");
+  CHECK(schema.out == "kawipiko-archive/3");
   const auto entry = run("cdb -q " + shell_quoted(target) + " /docs/guide", out.path());
   REQUIRE(entry.exit_code == 0);
-  CHECK(entry.out.rfind("200 1\nidentity ", 0) == 0);
+  CHECK(entry.out.rfind("200 1 00\nidentity ", 0) == 0);
   CHECK(entry.out.find("Content-Type: text/html; charset=utf-8\r\n") != std::string::npos);
   const auto dump = run("cdb -d " + shell_quoted(target), out.path());
   REQUIRE(dump.exit_code == 0);
-  CHECK(dump.out.find("/docs/guide.html/->308 1\n") != std::string::npos);
+  CHECK(dump.out.find("/docs/guide.html/->308 1 01\n") != std::string::npos);
 }
 
 TEST_CASE("debug mode logs one line per file and progress mode reports without a terminal",
@@ -261,7 +261,7 @@ TEST_CASE("python3.11-doc archives reproducibly across job counts, folders and m
 
   const auto index = run("cdb -q " + shell_quoted(one) + " /library/", out.path());
   CHECK(index.exit_code == 0);
-  CHECK(index.out.rfind("200 3\n", 0) == 0);
+  CHECK(index.out.rfind("200 3 00\n", 0) == 0);
 }
 
 TEST_CASE("on a terminal a progress bar is drawn on stderr, and --quiet silences it",

@@ -24,6 +24,7 @@
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using kawipiko::test::children_of;
 using kawipiko::test::client;
 using kawipiko::test::read_file;
 using kawipiko::test::run;
@@ -35,17 +36,6 @@ using kawipiko::test::temp_folder;
 namespace {
 
 const std::string binary = KAWIPIKO_BINARY;
-
-// The PIDs of `parent`'s children, from /proc (threads' children included).
-std::vector<pid_t> children_of(pid_t parent) {
-  std::vector<pid_t> found;
-  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(parent) + "/task")) {
-    std::ifstream list(task.path() / "children");
-    pid_t pid = 0;
-    while (list >> pid) found.push_back(pid);
-  }
-  return found;
-}
 
 // Waits (bounded) until `parent` has `count` children other than those in `old`.
 std::vector<pid_t> wait_children(pid_t parent, std::size_t count, std::vector<pid_t> old = {}) {

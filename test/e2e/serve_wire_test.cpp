@@ -189,7 +189,7 @@ TEST_CASE("a corrupt record gives 500 for its path and a log line while the rest
           "[e2e][serve][net][corrupt]") {
   site s;
   std::string image = read_file(s.archive);
-  const auto at = image.find("/hello.txt200 1\n");
+  const auto at = image.find("/hello.txt200 1 00\n");
   REQUIRE(at != std::string::npos);
   image.replace(at + 10, 5, "2x0 1");  // the entry's head line
   const auto damaged = s.folder.write("damaged.cdb", image);

@@ -1,13 +1,18 @@
-// Fuzz target: archive::reader on a valid archive with bytes changed. Two archives of the fixture
-// site are built once, one without host folders and one with them (schema 2); the input says how
-// to damage a copy of each:
+// Fuzz target: archive::reader on a valid archive with bytes changed. Three archives of the
+// fixture site are built once: one without host folders, one with them (schema 4), and one with
+// `_redirects` and `_headers` (entries of every redirect status and flag, and the rules blobs);
+// the input says how to damage a copy of each:
 //   [truncate] (offset:3 bytes little-endian, value:1 byte)...
 // The first byte, when its high bit is set, cuts the image to (byte & 0x7f)/128 of its size; each
 // 4-byte group then sets the byte at offset (modulo the size) to value. Opening may throw
 // std::runtime_error only; then every key the intact archive listed (kawipiko:paths) and a few it
 // does not have are looked up, with find and find_fallback (under each key's host with host
 // folders), and every record that looks like an entry is decoded. Every entry handed out must be
-// coherent and point inside the image. The seeds named hosts-* aim at the archive of host folders.
+// coherent and point inside the image. Each site's rules blobs ("rules:<host>",
+// "forced-rules:<host>") are opened as the server opens them (refused with std::runtime_error
+// only), and one that is accepted is asked about every key's path: whatever it answers is safe
+// in a Location header. The seeds named hosts-* aim at the archive of host folders, rules-* at
+// the one with rules.
 
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +26,7 @@
 
 #include "archive/entry.hpp"
 #include "archive/reader.hpp"
+#include "archive/redirect_matcher.hpp"
 #include "archive/schema.hpp"
 #include "fuzz_support.hpp"
 
@@ -34,7 +40,7 @@ struct original {
   std::string image;               // the intact archive
   std::vector<std::string> paths;  // the keys its kawipiko:paths lists, and a few missing ones
 };
-original originals[2];  // without host folders, with them
+original originals[3];  // without host folders, with them, with rules
 
 // The records area of `image`, which `reader` reads.
 std::span<const std::byte> records_of(std::span<const std::byte> image,
@@ -45,6 +51,7 @@ std::span<const std::byte> records_of(std::span<const std::byte> image,
 
 void check_entry(const archive::entry& entry, std::span<const std::byte> records) {
   KAWIPIKO_FUZZ_CHECK(entry.status <= 999);
+  KAWIPIKO_FUZZ_CHECK((entry.flags & ~schema::entry_flags::known) == 0);
   KAWIPIKO_FUZZ_CHECK(entry.count >= 1 && entry.count <= schema::max_variants);
   for (std::size_t i = 0; i < entry.count; ++i) {
     const auto& v = entry.variants[i];
@@ -70,9 +77,36 @@ void look_up(const archive::reader& reader, std::span<const std::byte> records,
   }
 }
 
+// The rules blob under `key`, opened as the server opens it; if it is accepted, every path is
+// matched against it, on the host and a domain-level rule's, with and without a query.
+void match_rules(const archive::reader& reader, const std::string& key,
+                 const std::vector<std::string>& paths) {
+  std::error_code error;
+  const auto blob = reader.database().find(key, error);
+  if (!blob || error) return;
+  std::optional<archive::redirect_matcher> matcher;
+  try {
+    matcher.emplace(std::as_bytes(std::span(blob->data(), blob->size())));
+  } catch (const std::runtime_error&) {
+    return;  // refused at open, and the archive with it
+  }
+  archive::redirect_match match;
+  for (const auto& path : paths) {
+    const auto slash = path.find('/');
+    if (slash == std::string::npos) continue;
+    for (const std::string_view host : {"a.test", "old.test"}) {
+      for (const std::string_view query : {"", "id=7&x"}) {
+        if (!matcher->match({host, std::string_view(path).substr(slash), query}, match)) continue;
+        KAWIPIKO_FUZZ_CHECK(!match.target.empty());
+        for (const char c : match.target) KAWIPIKO_FUZZ_CHECK(c > 0x20 && c < 0x7f);
+      }
+    }
+  }
+}
+
 // The intact archive of the fixture, and the keys to look up in it.
-original make_original(bool host_folders) {
-  const kawipiko::fuzz::fixture_archive fixture(host_folders);
+original make_original(bool host_folders, bool rules = false) {
+  const kawipiko::fuzz::fixture_archive fixture(host_folders, rules);
   original made{fixture.bytes(), {}};
   const archive::reader reader(std::as_bytes(std::span<const char>(made.image)));
   KAWIPIKO_FUZZ_CHECK(reader.has_host_folders() == host_folders);
@@ -94,7 +128,8 @@ original make_original(bool host_folders) {
   if (host_folders) hosts.assign(reader.hosts().begin(), reader.hosts().end());
   for (const auto& host : hosts) {
     for (const char* missing :
-         {"/", "/nope", "/app/x", "/app/a/b/c", "/deep/a/b/c/d/e", "/deep/a/", "/docs/missing/"}) {
+         {"/", "/nope", "/app/x", "/app/a/b/c", "/deep/a/b/c/d/e", "/deep/a/", "/docs/missing/",
+          "/news/2024/x", "/files/a/b", "/store", "/shell/x"}) {
       made.paths.push_back(host + missing);
     }
   }
@@ -139,6 +174,11 @@ void damage_and_read(const original& intact, const std::uint8_t* data, std::size
         if (archive::decode_entry(value, reader->database(), entry)) check_entry(entry, records);
       },
       error);
+  const std::vector<std::string_view> whole{std::string_view{}};
+  for (const auto host : reader->has_host_folders() ? reader->hosts() : whole) {
+    match_rules(*reader, schema::rules_key(host), intact.paths);
+    match_rules(*reader, schema::forced_rules_key(host), intact.paths);
+  }
 }
 
 }  // namespace
@@ -146,6 +186,7 @@ void damage_and_read(const original& intact, const std::uint8_t* data, std::size
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   originals[0] = make_original(false);
   originals[1] = make_original(true);
+  originals[2] = make_original(false, true);
   return 0;
 }
 

@@ -65,11 +65,34 @@ namespace kawipiko::fuzz {
 //   compressed), /empty.txt (no body), /caf\xc3\xa9 s.txt (a name that needs encoding),
 //   /app/_wildcard.html and /app/_404.html (the wildcard wins), /_404.html (root misses),
 //   /deep/a/b/_404.html (a deep fallback).
-// With `host_folders`, that site is host a.test's in an archive of host folders (schema 2),
+// With `host_folders`, that site is host a.test's in an archive of host folders (schema 4),
 // beside *.b.test (a page of the same content, and a wildcard) and _default (an index).
+// With `rules`, the site has a `_redirects` and a `_headers` (rules_text below): entries of every
+// redirect status and of rewrites, forced rules folded, a pattern blob and a forced-rules blob
+// (a domain-level rule flags every archived path), and header blocks with lines of their own.
 class fixture_archive {
  public:
-  explicit fixture_archive(bool host_folders = false) {
+  static constexpr std::string_view redirects_text =
+      "/old /page.html 301\n"
+      "/found /page.html?from=found 302\n"
+      "/see /docs/ 303\n"
+      "/temp/ https://example.com/x 307\n"
+      "/perm /style.css 308\n"
+      "/spa /page.html 200\n"
+      "/gone /index.html 404\n"
+      "/style.css /page.html 301!\n"
+      "/news/:year/:slug /blog/:year-:slug.html 301\n"
+      "/files/* /archive/:splat 302\n"
+      "/store id=:id /products/:id 303\n"
+      "/shell/* /page.html 200\n"
+      "/deep/* /docs/guide.html 404\n"
+      "https://old.test/* https://new.test/:splat 301!\n";
+  static constexpr std::string_view headers_text =
+      "/*\n  X-Site: all\n  Link: </style.css>; rel=preload\n"
+      "/docs/*\n  X-Frame-Options: DENY\n  Cache-Control: no-cache\n  ! Referrer-Policy\n"
+      "/page.html\n  Content-Type: text/x-page\n";
+
+  explicit fixture_archive(bool host_folders = false, bool rules = false) {
     std::string pattern =
         (std::filesystem::temp_directory_path() / "kawipiko-fuzz-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr)
@@ -90,6 +113,10 @@ class fixture_archive {
     write(sources / "app" / "_404.html", "<p>app: not found</p>\n");
     write(sources / "_404.html", "<p>not found</p>\n");
     write(sources / "deep" / "a" / "b" / "_404.html", "<p>deep: not found</p>\n");
+    if (rules) {
+      write(sources / "_redirects", redirects_text);
+      write(sources / "_headers", headers_text);
+    }
     if (host_folders) {
       write(folder_ / "site" / "*.b.test" / "page.html", compressible(6000, 1));
       write(folder_ / "site" / "*.b.test" / "app" / "_wildcard.html", "<p>b app</p>\n");

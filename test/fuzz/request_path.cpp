@@ -5,7 +5,8 @@
 // or LF, one Content-Length that counts the bytes that follow (none for HEAD and 304), Connection:
 // close exactly when the handler said so, and never a 500 (the archive is sound). The same input
 // is answered twice, from a mapped archive with security headers and from an indexed in-memory
-// copy without them: apart from those lines the bytes must be the same.
+// copy without them: apart from those lines the bytes must be the same. The fixture has
+// `_redirects` and `_headers`, so that the rules' answers are among those checked.
 // With KAWIPIKO_FUZZ_PRINT set in the environment, the responses go to stderr (to read what a
 // saved input does: fuzz_request_path <input>).
 
@@ -22,6 +23,7 @@
 #include "serve/options.hpp"
 #include "serve/output.hpp"
 #include "serve/parser.hpp"
+#include "serve/response.hpp"
 #include "serve/site.hpp"
 
 namespace serve = kawipiko::serve;
@@ -31,10 +33,6 @@ using kawipiko::fuzz::parse_decimal;
 namespace {
 
 constexpr std::string_view date = "Date: Mon, 01 Jan 2024 00:00:00 GMT\r\n";
-constexpr std::string_view security_lines =
-    "X-Content-Type-Options: nosniff\r\n"
-    "Referrer-Policy: strict-origin-when-cross-origin\r\n"
-    "X-Frame-Options: SAMEORIGIN\r\n";
 // Low, so that the cap's "Connection: close" is reached; high enough to fill a batch.
 constexpr std::size_t requests_per_connection = 64;
 
@@ -217,10 +215,13 @@ void check_conversation(std::string_view wire, const std::vector<answer>& answer
   KAWIPIKO_FUZZ_CHECK(offset == wire.size());
 }
 
+// `text` without the server's security lines (an entry with a line of its own for one of them
+// leaves that default out, the others in).
 std::string without_security_lines(std::string text) {
-  for (auto at = text.find(security_lines); at != std::string::npos;
-       at = text.find(security_lines, at)) {
-    text.erase(at, security_lines.size());
+  for (const auto line : serve::constant_lines::security_lines) {
+    for (auto at = text.find(line); at != std::string::npos; at = text.find(line, at)) {
+      text.erase(at, line.size());
+    }
   }
   return text;
 }
@@ -228,7 +229,7 @@ std::string without_security_lines(std::string text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const kawipiko::fuzz::fixture_archive fixture;
+  const kawipiko::fuzz::fixture_archive fixture(false, true);
   serve::options options;
   options.archive = fixture.path();
   mapped_site = std::make_unique<serve::site>(options);

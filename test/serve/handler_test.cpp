@@ -20,6 +20,7 @@
 #include "serve/site.hpp"
 #include "support/served_site.hpp"
 #include "support/server_process.hpp"
+#include "support/site_fixture.hpp"
 #include "support/temp_folder.hpp"
 
 namespace archive = kawipiko::archive;
@@ -60,7 +61,7 @@ struct fixture {
     // A record is its key followed by its value: find "/hello.txt" + its head line and give
     // it an impossible variant count.
     std::string image = read_file(archive_path);
-    const auto at = image.find("/hello.txt200 1\n");
+    const auto at = image.find("/hello.txt200 1 00\n");
     REQUIRE(at != std::string::npos);
     image[at + 14] = '9';
     opts.archive = folder.write("corrupt.cdb", image).string();
@@ -1098,4 +1099,188 @@ TEST_CASE("the handler describes every kind of answer without HTTP/1.1 framing",
       CHECK(info.body_bytes == w.body.size());
     }
   }
+}
+
+// ---- _redirects and _headers
+// ---------------------------------------------------------------------------
+
+namespace {
+
+const std::string app_page = compressible_text(6000, 5);  // identity, gzip and br
+
+// A site whose `_redirects` has a rule of every kind and whose `_headers` adds, overrides and
+// removes; archived once per process.
+struct rules_fixture {
+  temp_folder folder;
+  std::unique_ptr<serve::site> site;
+
+  rules_fixture() {
+    folder.write("src/index.html", "home");
+    folder.write("src/about.html", "about");
+    folder.write("src/app/index.html", app_page);
+    folder.write("src/en/index.html", "en home");
+    folder.write("src/en/404.html", "en not found");
+    folder.write("src/fr/404.html", "fr not found");
+    folder.write("src/_redirects",
+                 "# every status\n"
+                 "/moved /about 301\n"
+                 "/found /about 302\n"
+                 "/see /about 303\n"
+                 "/temp /about 307\n"
+                 "/perm /about 308\n"
+                 "/with-query /about?ref=old 301\n"
+                 "/news/:year/:slug /blog/:year-:slug.html 301\n"
+                 "/files/* /archive/:splat 302\n"
+                 "/search q=:term /find/:term 301\n"
+                 "/spa/* /app/index.html 200\n"
+                 "/en/* /en/404.html 404\n"
+                 "/fr/* /fr/404.html 404\n"
+                 "/ghost/* /nowhere/:splat 200\n"
+                 "https://old.test/* https://new.test/:splat 301!\n");
+    folder.write("src/_headers",
+                 "/*\n  X-Site: all\n"
+                 "/app/*\n  X-Frame-Options: DENY\n  Cache-Control: no-cache\n"
+                 "/en/*\n  X-Section: en\n  ! Referrer-Policy\n");
+    site = kawipiko::test::archived_site(
+        folder, {{archive::encoding::br, 5}, {archive::encoding::gzip, 6}});
+  }
+};
+
+const serve::site& ruled() {
+  static rules_fixture f;
+  return *f.site;
+}
+
+answer respond_ruled(const serve::request& req) {
+  return respond(req, false, true, &ruled());
+}
+
+}  // namespace
+
+TEST_CASE("plain and pattern redirects answer every status with its reason and Location",
+          "[serve][handler][rules]") {
+  struct expectation {
+    const char* target;
+    unsigned status;
+    const char* status_line;
+    const char* location;
+  };
+  for (const auto& [target, status, status_line, location] : {
+           expectation{"/moved", 301, "HTTP/1.1 301 Moved Permanently", "/about"},
+           expectation{"/found", 302, "HTTP/1.1 302 Found", "/about"},
+           expectation{"/see?x=1", 303, "HTTP/1.1 303 See Other", "/about?x=1"},
+           expectation{"/temp", 307, "HTTP/1.1 307 Temporary Redirect", "/about"},
+           expectation{"/perm?a=b&c", 308, "HTTP/1.1 308 Permanent Redirect", "/about?a=b&c"},
+           expectation{"/with-query?x=1", 301, "HTTP/1.1 301 Moved Permanently", "/about?ref=old"},
+           expectation{"/news/2024/hello%20world?utm=x", 301, "HTTP/1.1 301 Moved Permanently",
+                       "/blog/2024-hello%20world.html?utm=x"},
+           expectation{"/files/a/b%3Fc/", 302, "HTTP/1.1 302 Found", "/archive/a/b%3Fc/"},
+           expectation{"/files/caf%C3%A9", 302, "HTTP/1.1 302 Found", "/archive/caf%C3%A9"},
+           expectation{"/search?q=a%20b&page=2", 301, "HTTP/1.1 301 Moved Permanently",
+                       "/find/a%20b"},
+       }) {
+    INFO(target);
+    const auto a = respond_ruled(get(target));
+    CHECK(a.info.status == status);
+    CHECK(a.response.status_line == status_line);
+    CHECK(a.response.field("Location") == location);
+    CHECK(a.response.count("Location") == 1);
+    CHECK(a.response.field("Content-Length") == "0");
+    CHECK(a.response.body.empty());
+    CHECK(a.response.field("X-Frame-Options") == "SAMEORIGIN");
+  }
+  // A query condition that does not hold: no rule matches, no file is there.
+  CHECK(respond_ruled(get("/search?page=2")).info.status == 404);
+  // A plain redirect carries its path's _headers; a pattern redirect, made per request, none.
+  CHECK(respond_ruled(get("/moved")).response.field("X-Site") == "all");
+  CHECK_FALSE(respond_ruled(get("/files/x")).response.has("X-Site"));
+  const auto headed = respond_ruled(head("/news/2024/a?b"));
+  CHECK(headed.raw == respond_ruled(get("/news/2024/a?b")).raw);
+}
+
+TEST_CASE("a pattern rewrite serves the target's variants with validators and ranges",
+          "[serve][handler][rules]") {
+  const auto a = respond_ruled(with_encoding(get("/spa/settings/profile"), "br"));
+  CHECK(a.info.status == 200);
+  CHECK(a.response.field("Content-Encoding") == "br");
+  const auto decoded = archive::decompress(archive::encoding::br, a.response.body, app_page.size());
+  REQUIRE(decoded);
+  CHECK(*decoded == app_page);
+  const auto tag = a.response.field("ETag");
+  REQUIRE(tag);
+  const auto again = respond_ruled(with_if_none_match(with_encoding(get("/spa/x"), "br"), *tag));
+  CHECK(again.info.status == 304);
+  CHECK(again.response.field("X-Frame-Options") == "DENY");
+  const auto part = respond_ruled(with_range(get("/spa/x"), "bytes=10-19"));
+  CHECK(part.info.status == 206);
+  CHECK(part.response.body == app_page.substr(10, 10));
+  // A rewrite to a path the site does not have takes the normal 404 path.
+  const auto ghost = respond_ruled(get("/ghost/x"));
+  CHECK(ghost.info.status == 404);
+  CHECK(ghost.response.body == "404 Not Found\n");
+}
+
+TEST_CASE("a 404 rule serves a section's own not-found page", "[serve][handler][rules]") {
+  const auto en = respond_ruled(get("/en/missing/page"));
+  CHECK(en.info.status == 404);
+  CHECK(en.response.status_line == "HTTP/1.1 404 Not Found");
+  CHECK(en.response.body == "en not found");
+  CHECK(en.response.field("X-Section") == "en");
+  CHECK(en.response.field("X-Site") == "all");
+  CHECK_FALSE(en.response.has("Referrer-Policy"));  // removed for /en/*
+  CHECK_FALSE(en.response.has("Accept-Ranges"));
+  CHECK(respond_ruled(get("/fr/x")).response.body == "fr not found");
+  // The section's own files are still served, and other sections get the built-in 404.
+  CHECK(respond_ruled(get("/en/")).response.body == "en home");
+  CHECK(respond_ruled(get("/en/")).info.status == 200);
+  const auto other = respond_ruled(get("/de/x"));
+  CHECK(other.info.status == 404);
+  CHECK(other.response.body == "404 Not Found\n");
+  const auto headed = respond_ruled(head("/en/missing"));
+  CHECK(headed.response.field("Content-Length") == "12");
+  CHECK(headed.response.body.empty());
+}
+
+TEST_CASE("_headers lines are on 200, 206, 304 and 404 answers, overrides replacing defaults",
+          "[serve][handler][rules]") {
+  const auto full = respond_ruled(get("/app/"));
+  REQUIRE(full.info.status == 200);
+  const auto tag = full.response.field("ETag");
+  REQUIRE(tag);
+  const auto part = respond_ruled(with_range(get("/app/"), "bytes=0-4,10-14"));
+  const auto not_modified = respond_ruled(with_if_none_match(get("/app/"), *tag));
+  REQUIRE(part.info.status == 206);
+  REQUIRE(not_modified.info.status == 304);
+  for (const auto* a : {&full, &part, &not_modified}) {
+    INFO(a->raw);
+    CHECK(a->response.field("X-Site") == "all");
+    CHECK(a->response.field("X-Frame-Options") == "DENY");
+    CHECK(a->response.count("X-Frame-Options") == 1);
+    CHECK(a->response.field("Cache-Control") == "no-cache");
+    CHECK(a->response.count("Cache-Control") == 1);
+    CHECK(a->response.field("X-Content-Type-Options") == "nosniff");
+  }
+  const auto about = respond_ruled(get("/about"));
+  CHECK(about.response.field("X-Frame-Options") == "SAMEORIGIN");
+  CHECK(about.response.field("Cache-Control") == "public, immutable, max-age=3600");
+  // Turned off, the server's defaults go, the archive's own lines stay.
+  const auto off = respond(get("/app/"), false, false, &ruled());
+  CHECK(off.response.field("X-Frame-Options") == "DENY");
+  CHECK_FALSE(off.response.has("X-Content-Type-Options"));
+}
+
+TEST_CASE("a forced domain-level rule answers its host only, before the file",
+          "[serve][handler][rules]") {
+  auto req = get("/about.html?x=1");
+  req.host = "OLD.test:8080";
+  const auto moved = respond_ruled(req);
+  CHECK(moved.info.status == 301);
+  CHECK(moved.response.field("Location") == "https://new.test/about.html?x=1");
+  req.host = "new.test";
+  const auto served = respond_ruled(req);
+  CHECK(served.info.status == 200);
+  CHECK(served.response.body == "about");
+  auto missing = get("/nothing");
+  missing.host = "old.test";
+  CHECK(respond_ruled(missing).response.field("Location") == "https://new.test/nothing");
 }

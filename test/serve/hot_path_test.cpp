@@ -1,7 +1,8 @@
 // The steady-state request path allocates nothing: parse_request and handler::respond are run
-// over every kind of answer, the HTTP/1.1 protocol over pipelined requests, and the TLS session's
-// writes, with the global operator new counting (OpenSSL's own buffers come from malloc, outside
-// this count). A test binary of its own, since it replaces operator new for the whole program.
+// over every kind of answer, the HTTP/1.1 protocol over pipelined requests (also with the
+// counters and the access log on), and the TLS session's writes, with the global operator new
+// counting (OpenSSL's own buffers come from malloc, outside this count). A test binary of its own,
+// since it replaces operator new for the whole program.
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -16,6 +17,7 @@
 #include "serve/handler.hpp"
 #include "serve/http1.hpp"
 #include "serve/parser.hpp"
+#include "serve/request_log.hpp"
 #include "support/site_fixture.hpp"
 #include "support/temp_folder.hpp"
 #include "support/tls_memory_pair.hpp"
@@ -126,6 +128,28 @@ TEST_CASE("parsing and answering requests allocates nothing", "[serve][hot]") {
   }
 }
 
+namespace {
+
+// Answers each of `requests` (raw HTTP/1.1, the status it must get) three times through
+// `handler` into one batch; returns how many allocations the answers made.
+std::size_t allocations_answering(serve::handler& handler,
+                                  const std::vector<std::pair<std::string, unsigned>>& requests) {
+  auto out_batch = std::make_unique<serve::output>();
+  const auto before = allocations.load();
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& [text, status] : requests) {
+      out_batch->clear();
+      serve::request req;
+      REQUIRE(serve::parse_request(text, 16 * 1024, req).status == serve::parse_status::complete);
+      serve::http1_writer w(*out_batch, "Date: x\r\n", serve::connection_end::as_requested, req);
+      CHECK(handler.respond(req, w).status == status);
+    }
+  }
+  return allocations.load() - before;
+}
+
+}  // namespace
+
 TEST_CASE("answering from the hosts of an archive of host folders allocates nothing",
           "[serve][hot][hosts]") {
   temp_folder folder;
@@ -140,31 +164,50 @@ TEST_CASE("answering from the hosts of an archive of host folders allocates noth
     opts.index_paths = indexed;
     const auto sites = serve::sites_of(std::make_shared<const serve::site_archive>(opts), -1);
     serve::handler handler(sites, serve::answer_settings{});
-    auto out_batch = std::make_unique<serve::output>();
-    const std::vector<std::pair<std::string, unsigned>> requests = {
-        {"GET / HTTP/1.1\r\nHost: A.test:8080\r\nAccept-Encoding: gzip\r\n\r\n", 200},
-        {"GET /app/deep/link HTTP/1.1\r\nHost: a.test\r\n\r\n", 200},
-        {"GET /docs HTTP/1.1\r\nHost: x.b.test\r\n\r\n", 308},
-        {"GET /docs/ HTTP/1.1\r\nHost: x.b.test\r\n\r\n", 200},
-        {"GET /docs/ HTTP/1.1\r\nHost: other.org\r\n\r\n", 404},
-    };
-    const auto before = allocations.load();
-    for (int round = 0; round < 3; ++round) {
-      for (const auto& [text, status] : requests) {
-        out_batch->clear();
-        serve::request req;
-        REQUIRE(serve::parse_request(text, 16 * 1024, req).status == serve::parse_status::complete);
-        serve::http1_writer w(*out_batch, "Date: x\r\n", serve::connection_end::as_requested, req);
-        CHECK(handler.respond(req, w).status == status);
-      }
-    }
-    CHECK(allocations.load() - before == 0);
+    CHECK(allocations_answering(
+              handler,
+              {
+                  {"GET / HTTP/1.1\r\nHost: A.test:8080\r\nAccept-Encoding: gzip\r\n\r\n", 200},
+                  {"GET /app/deep/link HTTP/1.1\r\nHost: a.test\r\n\r\n", 200},
+                  {"GET /docs HTTP/1.1\r\nHost: x.b.test\r\n\r\n", 308},
+                  {"GET /docs/ HTTP/1.1\r\nHost: x.b.test\r\n\r\n", 200},
+                  {"GET /docs/ HTTP/1.1\r\nHost: other.org\r\n\r\n", 404},
+              }) == 0);
   }
 }
 
-TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without allocating",
-          "[serve][hot]") {
-  temp_folder sources, out;
+TEST_CASE("_redirects rules answer, and miss, without allocating", "[serve][hot][rules]") {
+  temp_folder folder;
+  folder.write("src/index.html", compressible_text(2000));
+  folder.write("src/en/404.html", "en missing");
+  folder.write("src/_redirects",
+               "/old /index.html 301\n"
+               "/news/:year/:slug /blog/:year-:slug.html 302\n"
+               "/files/* /archive/:splat 307\n"
+               "/app/* /index.html 200\n"
+               "/en/* /en/404.html 404\n"
+               "https://old.test/* https://new.test/:splat 301!\n");
+  folder.write("src/_headers", "/*\n  X-Frame-Options: DENY\n");
+  const auto opts = kawipiko::test::archived_options(folder, {{archive::encoding::gzip, 1}});
+  const serve::site site(opts);
+  serve::handler handler(site, serve::answer_settings{});
+  CHECK(allocations_answering(
+            handler, {
+                         {"GET /old?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", 301},
+                         {"GET /news/2024/a%20b?utm=1 HTTP/1.1\r\nHost: a\r\n\r\n", 302},
+                         {"GET /files/a/b/c HTTP/1.1\r\nHost: a\r\n\r\n", 307},
+                         {"GET /app/x/y HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n", 200},
+                         {"GET /en/gone HTTP/1.1\r\nHost: a\r\n\r\n", 404},
+                         {"GET /index.html HTTP/1.1\r\nHost: old.test\r\n\r\n", 301},
+                         {"GET /index.html HTTP/1.1\r\nHost: new.test\r\n\r\n", 200},
+                         {"GET /nothing/here HTTP/1.1\r\nHost: a\r\n\r\n", 404},
+                     }) == 0);
+}
+
+namespace {
+
+// The options that serve an archive of one compressible page (identity and gzip), built in `out`.
+serve::options one_page_site(const temp_folder& sources, const temp_folder& out) {
   sources.write("index.html", compressible_text(2000));
   archive::build_options build;
   build.sources = sources.str();
@@ -174,6 +217,15 @@ TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without alloca
   archive::build(build);
   serve::options opts;
   opts.archive = build.archive;
+  return opts;
+}
+
+}  // namespace
+
+TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without allocating",
+          "[serve][hot]") {
+  temp_folder sources, out;
+  const auto opts = one_page_site(sources, out);
   const serve::site site(opts);
   serve::handler handler(site, serve::answer_settings{});
   serve::protocol_context ctx{handler, opts};
@@ -192,6 +244,41 @@ TEST_CASE("the HTTP/1.1 protocol answers whole pipelined requests without alloca
   }
   CHECK(out_batch->parts().size() > 16);
   CHECK(allocations.load() - before == 0);
+}
+
+TEST_CASE("counting answers and formatting their access log lines allocates nothing",
+          "[serve][hot]") {
+  temp_folder sources, out;
+  const auto opts = one_page_site(sources, out);
+  const serve::site site(opts);
+  serve::handler handler(site, serve::answer_settings{});
+  for (const auto format : {serve::access_log_format::combined, serve::access_log_format::json}) {
+    serve::access_log_writer writer((out / "access.log").string(), format);
+    serve::access_log_buffer lines(writer);
+    serve::metrics_store store(1, 1, {}, {opts.archive});
+    auto counters = store.thread(0, 0);
+    sockaddr_storage address{};
+    address.ss_family = AF_INET;
+    const serve::peer_address peer(address);
+    serve::answer_records records{.access = &lines,
+                                  .counters = &counters,
+                                  .timed = format == serve::access_log_format::json,
+                                  .peer = &peer};
+    serve::protocol_context ctx{handler, opts};
+    ctx.records = &records;
+    serve::http1_protocol protocol;
+    auto out_batch = std::make_unique<serve::output>();
+    const std::string batch =
+        "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: x\r\nReferer: y\r\n\r\n"
+        "GET /missing HTTP/1.1\r\nHost: a\r\n\r\n";
+    const auto before = allocations.load();
+    // 100 lines: within one chunk, which is never handed over here.
+    for (int round = 0; round < 50; ++round) {
+      REQUIRE(protocol.on_input(batch, false, "Date: x\r\n", ctx, *out_batch) ==
+              serve::http1_protocol::next::read);
+    }
+    CHECK(allocations.load() - before == 0);
+  }
 }
 
 TEST_CASE("the TLS session encrypts answers, small records and full ones, without allocating",

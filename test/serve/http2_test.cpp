@@ -50,7 +50,7 @@ fixture& shared() {
 // One server connection in memory: the protocol, its handler and batch, and a client.
 struct conversation {
   serve::options opts;
-  serve::handler answers{*shared().site, serve::answer_settings{}};
+  serve::handler answers;
   serve::protocol_context ctx{answers, opts};
   std::unique_ptr<serve::output> out = std::make_unique<serve::output>();
   serve::http2_protocol server{opts};
@@ -58,8 +58,9 @@ struct conversation {
   std::size_t batches_full = 0;  // times a batch filled up and the protocol asked to go on
   serve::next_step last = serve::next_step::read;
 
-  explicit conversation(const std::vector<nghttp2_settings_entry>& settings = {})
-      : client(settings) {}
+  explicit conversation(const std::vector<nghttp2_settings_entry>& settings = {},
+                        const serve::site& from = *shared().site)
+      : answers(from, serve::answer_settings{}), client(settings) {}
 
   // Bytes both ways until neither side has more to say.
   void exchange() {
@@ -275,4 +276,32 @@ TEST_CASE("bytes that are not HTTP/2 end the connection", "[serve][http2]") {
   serve::http2_protocol server{opts};
   CHECK(server.on_input("GET / HTTP/1.1\r\nHost: a\r\n\r\n", false, "Date: x\r\n", ctx, *out) ==
         serve::next_step::close);
+}
+
+TEST_CASE("HTTP/2 answers a rule's redirect status and an entry's own security header",
+          "[serve][http2][rules]") {
+  temp_folder folder;
+  folder.write("src/index.html", "home");
+  folder.write("src/_redirects", "/old /index.html 302\n/news/* /blog/:splat 307\n");
+  folder.write("src/_headers", "/*\n  X-Frame-Options: DENY\n  X-Site: all\n");
+  const auto site = kawipiko::test::archived_site(folder, {});
+  conversation c({}, *site);
+  const auto home = c.client.request("GET", "/");
+  const auto old = c.client.request("GET", "/old?x=1");
+  const auto news = c.client.request("GET", "/news/a%20b");
+  c.exchange();
+  const auto& h = c.client.at(home);
+  CHECK(h.field(":status") == "200");
+  CHECK(h.field("x-frame-options") == "DENY");
+  CHECK(h.field("x-site") == "all");
+  CHECK(h.field("x-content-type-options") == "nosniff");
+  CHECK(h.field("referrer-policy") == "strict-origin-when-cross-origin");
+  std::size_t frame_options = 0;
+  for (const auto& [name, value] : h.fields) frame_options += name == "x-frame-options" ? 1U : 0U;
+  CHECK(frame_options == 1);
+  CHECK(c.client.at(old).field(":status") == "302");
+  CHECK(c.client.at(old).field("location") == "/index.html?x=1");
+  CHECK(c.client.at(news).field(":status") == "307");
+  CHECK(c.client.at(news).field("location") == "/blog/a%20b");
+  CHECK(c.client.at(news).field("x-frame-options") == "SAMEORIGIN");
 }

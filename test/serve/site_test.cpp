@@ -132,3 +132,34 @@ TEST_CASE("a host's site looks its paths up under its host, with or without the 
     CHECK_FALSE(has(a, "/" + std::string(9000, 'x')));
   }
 }
+
+TEST_CASE("each site opens its own serve-time rules, and a corrupt blob refuses the archive",
+          "[serve][site][rules]") {
+  const temp_folder folder;
+  folder.write("src/a.test/index.html", "a");
+  folder.write("src/a.test/_redirects", "/blog/* /news/:splat 302\n");
+  folder.write("src/b.test/index.html", "b");
+  folder.write("src/b.test/_redirects", "https://old.b.test/* /:splat 301!\n");
+  folder.write("src/c.test/index.html", "c");
+  const auto opts = archived(folder, true);
+  const auto whole = std::make_shared<const serve::site_archive>(opts);
+  const serve::site a(whole, "a.test"), b(whole, "b.test"), c(whole, "c.test");
+  REQUIRE(a.rules() != nullptr);
+  CHECK(a.rules()->size() == 1);
+  CHECK(a.forced_rules() == nullptr);
+  REQUIRE(b.forced_rules() != nullptr);
+  CHECK(b.forced_rules()->size() == 1);
+  CHECK(c.rules() == nullptr);
+  CHECK(c.forced_rules() == nullptr);
+
+  // The blob's magic, damaged: the whole archive is refused, in one line.
+  std::string image = kawipiko::test::read_file(opts.archive);
+  const auto at = image.find("rules:a.testKWRM");
+  REQUIRE(at != std::string::npos);
+  image[at + 12] = 'X';
+  auto damaged = opts;
+  damaged.archive = folder.write("damaged.cdb", image).string();
+  CHECK_THROWS_WITH(
+      serve::site_archive(damaged),
+      Catch::StartsWith("cannot serve '" + damaged.archive + "': corrupt redirect rules"));
+}

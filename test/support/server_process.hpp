@@ -21,6 +21,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -347,6 +349,18 @@ class child_process {
   std::string output_;
   std::optional<int> exit_code_;
 };
+
+// The PIDs of `parent`'s children, from /proc (its threads' children included).
+inline std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> found;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(parent) + "/task")) {
+    std::ifstream list(task.path() / "children");
+    pid_t pid = 0;
+    while (list >> pid) found.push_back(pid);
+  }
+  return found;
+}
 
 // The port in the first "<scheme><ip>:<port>" of `line` ("http://", "https://"), 0 if none.
 inline unsigned short listener_port(std::string_view line, std::string_view scheme) {
