@@ -983,7 +983,8 @@ TEST_CASE("_headers override Cache-Control and Content-Type, and flag the securi
                    "  X-Frame-Options: DENY\n"
                    "/en/*\n  ! Referrer-Policy\n  ! Cache-Control\n");
   const built site(options_for(sources, out));
-  const auto& about = site.get("/about.html").variants[0];
+  const auto about_entry = site.get("/about.html");  // by value: the variant's views need it
+  const auto& about = about_entry.variants[0];
   CHECK(has_header(about, "Cache-Control: no-store"));
   CHECK(about.block.find("immutable") == std::string_view::npos);
   CHECK(has_header(about, "Content-Type: text/x-about"));
